@@ -1,0 +1,23 @@
+"""Atomic checkpoints: a reader never sees a half-written file."""
+import os
+from pathlib import Path
+
+import torch
+
+CHECKPOINT_NAME = "checkpoint.pt"
+
+
+def save_checkpoint(run_dir: Path, state: dict) -> None:
+    path = Path(run_dir) / CHECKPOINT_NAME
+    temporary = path.with_suffix(".pt.tmp")
+    torch.save(state, temporary)
+    os.replace(temporary, path)
+
+
+def load_checkpoint(run_dir: Path) -> dict:
+    # The file holds numpy RNG state and plain Python objects besides tensors.
+    return torch.load(Path(run_dir) / CHECKPOINT_NAME, map_location="cpu", weights_only=False)
+
+
+def has_checkpoint(run_dir: Path) -> bool:
+    return (Path(run_dir) / CHECKPOINT_NAME).is_file()

@@ -1,0 +1,228 @@
+"""Typed schema of the composed config, and value checks that types cannot express.
+
+The schema is registered in Hydra's ConfigStore as `train_schema` (outside every
+selectable group) and listed in `conf/train.yaml` right after `_self_`. Its
+fields are MISSING wherever a YAML file supplies the value, so it contributes
+types and the set of allowed keys, never values: an unknown key (`+model.dpeth=3`)
+or a wrong type (`model.depth=four`) then fails while Hydra composes.
+"""
+import datetime
+import os
+import secrets
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from dni_repro.errors import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CONFIG_DIR = REPO_ROOT / "conf"
+RUN_ID_VARIABLE = "DNI_REPRO_RUN_ID"
+
+
+class Task(str, Enum):
+    feedforward = "feedforward"
+
+
+class ModelName(str, Enum):
+    fcn = "fcn"
+    cnn = "cnn"
+
+
+class InterfaceName(str, Enum):
+    bprop = "bprop"
+    no_bprop = "no_bprop"
+    dni = "dni"
+    cdni = "cdni"
+
+
+class OptimizerName(str, Enum):
+    adam = "adam"
+    sgd = "sgd"
+
+
+class LoggerName(str, Enum):
+    none = "none"
+    wandb = "wandb"
+
+
+class WandbMode(str, Enum):
+    auto = "auto"  # online with credentials, otherwise offline
+    online = "online"
+    offline = "offline"
+    disabled = "disabled"
+
+
+@dataclass
+class ModelConfig:
+    name: ModelName = MISSING
+    # Layers including the final linear classifier, as the paper counts them:
+    # depth 4 = three hidden layers + classifier, hence three interfaces.
+    depth: int = MISSING
+    # Units per FCN hidden layer, or filters per CNN layer.
+    width: int = MISSING
+    # Default hidden width of the SG models on this model's activations (A.1).
+    sg_width: int = MISSING
+
+
+@dataclass
+class ModelWidths:
+    fcn: int = MISSING
+    cnn: int = MISSING
+    fcn_sg: int = MISSING
+    cnn_sg: int = MISSING
+
+
+@dataclass
+class DatasetConfig:
+    name: str = MISSING
+    # Folder holding the dataset's standard files; null means `${paths.data_dir}/<name>`.
+    root: Optional[str] = MISSING
+    download: bool = MISSING
+    input_shape: list[int] = MISSING  # (channels, height, width) for images, (features,) for vectors
+    num_classes: int = MISSING
+    # Paper widths for this dataset (A.1): the model group reads them by default.
+    model_widths: ModelWidths = field(default_factory=ModelWidths)
+
+
+@dataclass
+class SyntheticGradientConfig:
+    hidden_layers: int = 2
+    hidden_width: int = "${model.sg_width}"  # units (MLP) or channels (conv)
+    kernel_size: int = 5  # conv SG models only
+
+
+@dataclass
+class InterfaceConfig:
+    # cdni is dni whose SG models also see the one-hot label.
+    name: InterfaceName = MISSING
+    sg: SyntheticGradientConfig = field(default_factory=SyntheticGradientConfig)
+    sg_loss_weight: float = 1.0
+
+
+@dataclass
+class OptimizerConfig:
+    name: OptimizerName = MISSING
+    lr: float = MISSING
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    eps: float = 1e-8
+    momentum: float = 0.0  # sgd only
+    weight_decay: float = 0.0
+    # The lr is multiplied by lr_decay_factor at each of these fractions of max_steps.
+    lr_decay_at: list[float] = field(default_factory=list)
+    lr_decay_factor: float = 0.1
+
+
+@dataclass
+class TrainerConfig:
+    profile: str = MISSING
+    max_steps: int = MISSING
+    batch_size: int = MISSING
+    eval_every: int = MISSING
+    log_every: int = MISSING
+    checkpoint_every: int = MISSING
+    eval_batch_size: int = MISSING
+
+
+@dataclass
+class LoggerConfig:
+    name: LoggerName = MISSING
+    project: str = "dni-repro"
+    entity: Optional[str] = None
+    mode: WandbMode = WandbMode.auto
+
+
+@dataclass
+class PathsConfig:
+    root_dir: str = MISSING
+    data_dir: str = MISSING
+    log_dir: str = MISSING
+
+
+@dataclass
+class TrainConfig:
+    task: Task = MISSING
+    experiment: str = MISSING  # W&B group and log folder name
+    seed: Optional[int] = MISSING
+    device: str = MISSING
+    resume: Optional[str] = MISSING
+    model: ModelConfig = field(default_factory=ModelConfig)
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    interface: InterfaceConfig = field(default_factory=InterfaceConfig)
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+
+
+def _run_id() -> str:
+    """Timestamp plus a random tag, fixed per process tree (a sweep shares one).
+
+    Kept in the environment so launcher worker processes agree with their parent.
+    """
+    if RUN_ID_VARIABLE not in os.environ:
+        stamp = datetime.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+        os.environ[RUN_ID_VARIABLE] = f"{stamp}_{secrets.token_hex(3)}"
+    return os.environ[RUN_ID_VARIABLE]
+
+
+def register_configs() -> None:
+    ConfigStore.instance().store(name="train_schema", node=TrainConfig)
+    if not OmegaConf.has_resolver("run_id"):
+        OmegaConf.register_new_resolver("run_id", _run_id)
+    if not OmegaConf.has_resolver("repo_root"):
+        OmegaConf.register_new_resolver("repo_root", lambda: str(REPO_ROOT))
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+def check_schema(cfg: Any) -> None:
+    """Re-check the composed config against the schema.
+
+    Hydra lets `+key=value` force a key into a typed node, so a typo added that
+    way survives composition; merging onto the schema catches it.
+    """
+    try:
+        OmegaConf.merge(OmegaConf.structured(TrainConfig), OmegaConf.to_container(cfg))
+    except OmegaConfBaseException as error:
+        key = getattr(error, "full_key", None) or "?"
+        reason = str(error).splitlines()[0]
+        raise ConfigError(f"bad config key {key}: {reason}; `python train.py --cfg job` lists the valid keys") from None
+
+
+def validate(cfg: Any) -> None:
+    """Schema and value checks, run before any output is written. Raises ConfigError."""
+    check_schema(cfg)
+    _require(cfg.model.depth >= 1, f"model.depth must be >= 1 (layers incl. the classifier), got {cfg.model.depth}")
+    _require(cfg.model.width >= 1, f"model.width must be >= 1, got {cfg.model.width}")
+    _require(cfg.optimizer.lr > 0, f"optimizer.lr must be > 0, got {cfg.optimizer.lr}")
+    _require(
+        all(0 < f < 1 for f in cfg.optimizer.lr_decay_at),
+        f"optimizer.lr_decay_at holds fractions of max_steps in (0, 1), got {list(cfg.optimizer.lr_decay_at)}",
+    )
+    _require(cfg.device in ("auto", "cpu", "cuda") or cfg.device.startswith("cuda:"),
+             f"device must be auto, cpu, cuda or cuda:N, got {cfg.device!r}")
+    for key in ("max_steps", "batch_size", "eval_every", "log_every", "checkpoint_every", "eval_batch_size"):
+        value = cfg.trainer[key]
+        _require(value >= 1, f"trainer.{key} must be >= 1, got {value}")
+    sg = cfg.interface.sg
+    _require(sg.hidden_layers >= 0, f"interface.sg.hidden_layers must be >= 0, got {sg.hidden_layers}")
+    _require(sg.hidden_width >= 1, f"interface.sg.hidden_width must be >= 1, got {sg.hidden_width}")
+    _require(sg.kernel_size % 2 == 1, f"interface.sg.kernel_size must be odd to keep resolution, got {sg.kernel_size}")
+    _require(cfg.interface.sg_loss_weight >= 0, f"interface.sg_loss_weight must be >= 0, got {cfg.interface.sg_loss_weight}")
+    _require(
+        cfg.model.name != ModelName.cnn or len(cfg.dataset.input_shape) == 3,
+        f"model=cnn needs an image dataset, but {cfg.dataset.name} has input shape "
+        f"{list(cfg.dataset.input_shape)}; use model=fcn",
+    )
+
+
+register_configs()

@@ -1,0 +1,31 @@
+"""The two messages that cross a decoupled interface.
+
+A sender and a receiver talk only through these. Everything in them is a plain,
+detached tensor, so the same exchange works when the two sides live in different
+processes or on different devices: the transport only has to move the tensors.
+"""
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+
+
+@dataclass
+class ActivationMessage:
+    """Forward: the sender's activation, cut from the sender's graph."""
+
+    activation: torch.Tensor
+    # Side information the sender saw with this batch (the one-hot label for cDNI).
+    context: Optional[torch.Tensor] = None
+
+
+@dataclass
+class GradientMessage:
+    """Backward: the gradient of the receiver's objective w.r.t. the activation it got.
+
+    `bootstrapped` says whether it was produced by the receiver's own synthetic
+    gradient (True) or by a true loss (False); it is recorded, not acted upon.
+    """
+
+    gradient: torch.Tensor
+    bootstrapped: bool

@@ -1,0 +1,118 @@
+"""Feed-forward experiments (section 3.1, Table 1): one loop, top to bottom."""
+import math
+import time
+from pathlib import Path
+from typing import Optional
+
+import torch
+from omegaconf import OmegaConf
+
+from dni_repro.checkpoint import load_checkpoint, save_checkpoint
+from dni_repro.data import EpochSampler, load_dataset
+from dni_repro.models.feedforward import DecoupledStack, build_network
+from dni_repro.optim import build_optimizer, lr_at_step
+from dni_repro.run_record import RunRecord
+from dni_repro.runtime import device_description, restore_rng_state, rng_state, seed_everything, select_device
+from dni_repro.provenance import run_labels, run_provenance
+from dni_repro.wandb_sink import WandbSink
+
+
+@torch.no_grad()
+def test_error_percent(net: DecoupledStack, inputs: torch.Tensor, labels: torch.Tensor, batch_size: int) -> float:
+    net.eval()
+    wrong = torch.zeros((), dtype=torch.long, device=labels.device)
+    for start in range(0, len(labels), batch_size):
+        logits = net(inputs[start : start + batch_size])
+        wrong += (logits.argmax(dim=1) != labels[start : start + batch_size]).sum()
+    net.train()
+    return 100.0 * wrong.item() / len(labels)
+
+
+def run(cfg, run_dir: Path, resume: bool = False) -> dict:
+    trainer = cfg.trainer
+    device = select_device(cfg.device)
+    seed_everything(cfg.seed)
+    data = load_dataset(cfg.dataset, cfg.paths.data_dir).to(device)
+    net = build_network(cfg.model, cfg.interface, data.input_shape, data.num_classes).to(device)
+    optimizer = build_optimizer(cfg.optimizer, net.parameters())
+    sampler = EpochSampler(len(data.train), trainer.batch_size, cfg.seed if cfg.seed is not None else 0, device)
+
+    step, wall_time_before, wandb_id = 0, 0.0, None
+    if resume:
+        state = load_checkpoint(run_dir)
+        net.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        sampler.load_state_dict(state["sampler"])
+        restore_rng_state(state["rng"])
+        step, wall_time_before, wandb_id = state["step"], state["wall_time_s"], state["wandb_id"]
+
+    labels = run_labels(cfg)
+    config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    wandb_sink = (
+        WandbSink.start(cfg.logger, run_dir, config, labels["group"], labels["name"], labels["tags"], wandb_id)
+        if cfg.logger.name.value == "wandb"
+        else None
+    )
+    record = RunRecord(run_dir, wandb_sink, resume_step=step if resume else None)
+
+    def checkpoint() -> None:
+        save_checkpoint(
+            run_dir,
+            {
+                "config": config,
+                "step": step,
+                "model": net.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "sampler": sampler.state_dict(),
+                "rng": rng_state(),
+                "wall_time_s": wall_time_before + time.perf_counter() - started,
+                "wandb_id": wandb_sink.run_id if wandb_sink else None,
+            },
+        )
+
+    status, test_error = "failed", float("nan")
+    started = time.perf_counter()
+    first_step = step
+    try:
+        net.train()
+        while step < trainer.max_steps:
+            lr = lr_at_step(cfg.optimizer, step, trainer.max_steps)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+
+            indices = sampler.next_indices()
+            optimizer.zero_grad(set_to_none=True)
+            loss, sg_loss = net.train_step(data.train.inputs[indices], data.train.labels[indices])
+            optimizer.step()
+            step += 1
+
+            last_step = step == trainer.max_steps
+            if step % trainer.log_every == 0 or step % trainer.eval_every == 0 or last_step:
+                metrics = {"samples": step * trainer.batch_size, "lr": lr, "train/loss": loss.item()}
+                if sg_loss is not None:
+                    metrics["train/sg_loss"] = sg_loss.item()
+                if step % trainer.eval_every == 0 or last_step:
+                    test_error = test_error_percent(net, data.test.inputs, data.test.labels, trainer.eval_batch_size)
+                    metrics["test/error"] = test_error
+                record.log(step, metrics)
+                if not math.isfinite(metrics["train/loss"]):
+                    status = "diverged"
+                    break
+            if step % trainer.checkpoint_every == 0 or last_step:
+                checkpoint()
+        else:
+            status = "completed"
+    finally:
+        wall_time = wall_time_before + time.perf_counter() - started
+        steps_this_session = step - first_step
+        session_time = time.perf_counter() - started
+        summary = {
+            "steps": step,
+            "test_error": test_error,
+            "wall_time_s": wall_time,
+            "samples_per_s": steps_this_session * trainer.batch_size / session_time if session_time > 0 else None,
+            "provenance": {**run_provenance(cfg), "device": device_description(device)},
+            "config": config,
+        }
+        result = record.finish(status, summary)
+    return result

@@ -1,0 +1,150 @@
+"""Feed-forward networks as stacks of layers joined by interfaces (section 3.1).
+
+A `DecoupledStack` holds hidden layers, one interface after each, and a linear
+classifier. Its `train_step` runs the forward pass layer by layer; each interface
+decides what crosses back (everything, nothing, or a synthetic gradient), and
+each DNI gets its regression target as soon as the layer above has produced it.
+"""
+from typing import Optional
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+from dni_repro.config import InterfaceName, ModelName
+from dni_repro.dni import (
+    DNI,
+    BackpropInterface,
+    CutInterface,
+    GradientMessage,
+    Interface,
+    build_synthetic_gradient_model,
+    one_hot,
+)
+
+
+def fcn_layers(input_shape: tuple[int, ...], num_classes: int, depth: int, width: int) -> list[nn.Module]:
+    """depth-1 hidden layers of (linear, BN, ReLU) and a linear classifier."""
+    layers: list[nn.Module] = []
+    features = 1
+    for size in input_shape:
+        features *= size
+    for index in range(depth - 1):
+        flatten = [nn.Flatten()] if index == 0 else []
+        layers.append(nn.Sequential(*flatten, nn.Linear(features, width), nn.BatchNorm1d(width), nn.ReLU()))
+        features = width
+    flatten = [nn.Flatten()] if depth == 1 else []
+    layers.append(nn.Sequential(*flatten, nn.Linear(features, num_classes)))
+    return layers
+
+
+def cnn_layers(input_shape: tuple[int, ...], num_classes: int, depth: int, channels: int) -> list[nn.Module]:
+    """depth-1 conv layers (5x5, same padding, BN, ReLU, 3x3 pool) and a linear classifier.
+
+    The first layer max-pools and the rest average-pool (A.1); the pools use
+    stride 2 and padding 1, which the paper leaves open.
+    """
+    layers: list[nn.Module] = []
+    channels_in, height, width = input_shape
+    for index in range(depth - 1):
+        pool = nn.MaxPool2d(3, stride=2, padding=1) if index == 0 else nn.AvgPool2d(3, stride=2, padding=1)
+        layers.append(
+            nn.Sequential(nn.Conv2d(channels_in, channels, 5, padding=2), nn.BatchNorm2d(channels), nn.ReLU(), pool)
+        )
+        channels_in, height, width = channels, (height + 1) // 2, (width + 1) // 2
+    layers.append(nn.Sequential(nn.Flatten(), nn.Linear(channels_in * height * width, num_classes)))
+    return layers
+
+
+def build_interface(interface_cfg, activation_shape: tuple[int, ...], num_classes: int) -> Interface:
+    name = interface_cfg.name
+    if name == InterfaceName.bprop:
+        return BackpropInterface()
+    if name == InterfaceName.no_bprop:
+        return CutInterface()
+    sg = interface_cfg.sg
+    conditioned = name == InterfaceName.cdni
+    sg_model = build_synthetic_gradient_model(
+        activation_shape,
+        hidden_layers=sg.hidden_layers,
+        hidden_width=sg.hidden_width,
+        kernel_size=sg.kernel_size,
+        num_classes=num_classes if conditioned else 0,
+    )
+    return DNI(sg_model, sg_loss_weight=interface_cfg.sg_loss_weight, conditioned=conditioned)
+
+
+def _output_shapes(layers: list[nn.Module], input_shape: tuple[int, ...]) -> list[tuple[int, ...]]:
+    x = torch.zeros(2, *input_shape)
+    shapes = []
+    with torch.no_grad():
+        for layer in layers:
+            x = layer.eval()(x)
+            shapes.append(tuple(x.shape[1:]))
+            layer.train()
+    return shapes
+
+
+class DecoupledStack(nn.Module):
+    def __init__(self, layers: list[nn.Module], interfaces: list[Interface], num_classes: int):
+        super().__init__()
+        if len(interfaces) != len(layers) - 1:
+            raise ValueError(f"{len(layers)} layers need {len(layers) - 1} interfaces, got {len(interfaces)}")
+        self.layers = nn.ModuleList(layers)
+        self.interfaces = nn.ModuleList(interfaces)
+        self.num_classes = num_classes
+        # Only cDNI needs the label on the sender side; skip building it otherwise.
+        self.needs_context = any(interface.conditioned for interface in interfaces)
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Plain connected forward pass (evaluation): interfaces play no part."""
+        x = inputs
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+    def train_step(self, inputs: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """Forward, every backward pass and every SG regression for one batch.
+
+        Accumulates gradients into `.grad`; the caller zeroes them before and steps
+        the optimizer after. Returns (classification loss, summed SG loss or None).
+        """
+        context = one_hot(labels, self.num_classes) if self.needs_context else None
+        awaiting_target: list[tuple[Interface, torch.Tensor]] = []
+        sg_losses: list[torch.Tensor] = []
+        x = inputs
+        for layer, interface in zip(self.layers[:-1], self.interfaces):
+            message = interface.send(layer(x), context)
+            # That send backpropagated a synthetic gradient down to the previous
+            # DNI's receiver input: its bootstrapped target is ready.
+            if awaiting_target and interface.wants_target:
+                sg_losses += self._deliver(awaiting_target, bootstrapped=True)
+                awaiting_target = []
+            x = message.activation
+            if interface.wants_target:
+                x.requires_grad_()
+                awaiting_target.append((interface, x))
+        loss = F.cross_entropy(self.layers[-1](x), labels)
+        loss.backward()
+        sg_losses += self._deliver(awaiting_target, bootstrapped=False)
+        sg_loss = torch.stack(sg_losses).sum() if sg_losses else None
+        return loss.detach(), sg_loss
+
+    @staticmethod
+    def _deliver(awaiting: list[tuple[Interface, torch.Tensor]], bootstrapped: bool) -> list[torch.Tensor]:
+        losses = []
+        for interface, receiver_input in awaiting:
+            # A cut further up can leave a receiver without any gradient: nothing to regress to.
+            if receiver_input.grad is not None:
+                losses.append(interface.receive(GradientMessage(receiver_input.grad, bootstrapped)))
+        return losses
+
+
+def build_network(model_cfg, interface_cfg, input_shape: tuple[int, ...], num_classes: int) -> DecoupledStack:
+    if model_cfg.name == ModelName.fcn:
+        layers = fcn_layers(input_shape, num_classes, model_cfg.depth, model_cfg.width)
+    else:
+        layers = cnn_layers(input_shape, num_classes, model_cfg.depth, model_cfg.width)
+    shapes = _output_shapes(layers[:-1], input_shape)
+    interfaces = [build_interface(interface_cfg, shape, num_classes) for shape in shapes]
+    return DecoupledStack(layers, interfaces, num_classes)

@@ -1,0 +1,35 @@
+"""Labels that let anyone tell where a number came from, and group it with its peers."""
+import datetime
+import platform
+from pathlib import Path
+
+import torch
+
+from dni_repro.runtime import git_commit
+
+
+def run_provenance(cfg) -> dict:
+    return {
+        "git_commit": git_commit(Path(cfg.paths.root_dir)),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "profile": cfg.trainer.profile,
+        "seed": cfg.seed,
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def run_labels(cfg) -> dict:
+    """W&B group, run name and tags; the tags let a workspace rebuild the paper's tables."""
+    interface, model = cfg.interface.name.value, cfg.model.name.value
+    return {
+        "group": cfg.experiment,
+        "name": f"{interface}-{model}{cfg.model.depth}-{cfg.dataset.name}-{cfg.trainer.profile}-seed{cfg.seed}",
+        "tags": [
+            f"interface:{interface}",
+            f"model:{model}",
+            f"depth:{cfg.model.depth}",
+            f"dataset:{cfg.dataset.name}",
+            f"profile:{cfg.trainer.profile}",
+        ],
+    }
