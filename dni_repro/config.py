@@ -147,7 +147,7 @@ class PathsConfig:
 @dataclass
 class TrainConfig:
     task: Task = MISSING
-    experiment: str = MISSING  # W&B group and log folder name
+    experiment_name: str = MISSING  # W&B group and log folder name
     seed: Optional[int] = MISSING
     device: str = MISSING
     resume: Optional[str] = MISSING

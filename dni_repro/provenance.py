@@ -23,7 +23,7 @@ def run_labels(cfg) -> dict:
     """W&B group, run name and tags; the tags let a workspace rebuild the paper's tables."""
     interface, model = cfg.interface.name.value, cfg.model.name.value
     return {
-        "group": cfg.experiment,
+        "group": cfg.experiment_name,
         "name": f"{interface}-{model}{cfg.model.depth}-{cfg.dataset.name}-{cfg.trainer.profile}-seed{cfg.seed}",
         "tags": [
             f"interface:{interface}",
