@@ -7,8 +7,8 @@ PROFILE ?= quick
 # Dataset behind the MNIST column: mnist (real, downloaded or dataset.root) or mnist_5k (embedded).
 MNIST ?= mnist
 ARGS ?=
-# One id per make invocation: the sweeps of one target share a folder name.
-export DNI_REPRO_RUN_ID ?= $(shell date +%Y-%m-%d_%H-%M-%S)_make$(shell od -An -N3 -tx1 /dev/urandom | tr -d ' \n')
+# The demo's sweep folder, named here so the report step can find it (random tag: no collisions).
+DEMO_DIR := logs/demo/multiruns/$(shell date +%Y-%m-%d_%H-%M-%S)_$(shell od -An -N3 -tx1 /dev/urandom | tr -d ' \n')
 
 .PHONY: help install demo test bench table1 table1-mnist-fcn table1-mnist-cnn table1-cifar10-fcn table1-cifar10-cnn table1-report clean-logs
 
@@ -27,8 +27,8 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 demo: install
-	$(PY) train.py -m experiment=demo interface=bprop,dni,cdni $(ARGS)
-	$(PY) scripts/compare_runs.py logs/demo/multiruns/$(DNI_REPRO_RUN_ID) --png results/demo_curves.png
+	$(PY) train.py -m experiment=demo interface=bprop,dni,cdni hydra.sweep.dir=$(DEMO_DIR) $(ARGS)
+	$(PY) scripts/compare_runs.py $(DEMO_DIR) --png $(DEMO_DIR)/curves.png
 
 test: install
 	WANDB_MODE=disabled $(PY) -m pytest -q tests

@@ -179,6 +179,15 @@ def register_configs() -> None:
         OmegaConf.register_new_resolver("repo_root", lambda: str(REPO_ROOT))
 
 
+def compose_train_config(overrides: list[str]):
+    """Compose conf/train.yaml as train.py does, without the Hydra runtime (tests, benchmarks)."""
+    from hydra import compose, initialize_config_dir
+
+    register_configs()
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        return compose("train", overrides=overrides)
+
+
 def _require(condition: bool, message: str) -> None:
     if not condition:
         raise ConfigError(message)

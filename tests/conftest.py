@@ -3,20 +3,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from dni_repro.config import CONFIG_DIR, REPO_ROOT, register_configs
+from dni_repro.config import REPO_ROOT, compose_train_config
 
 os.environ.setdefault("WANDB_MODE", "disabled")
 torch.set_num_threads(1)
-register_configs()
-
-
-def compose_config(overrides: list[str]):
-    """Compose conf/train.yaml exactly as train.py does, minus the Hydra runtime."""
-    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        return compose("train", overrides=overrides)
+compose_config = compose_train_config
 
 
 def run_in_process(overrides: list[str], run_dir: Path, resume: bool = False) -> dict:

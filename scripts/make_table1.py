@@ -1,0 +1,41 @@
+"""Build results/table1.md (and the MNIST FCN learning curves) from Table 1 run folders.
+
+Usage: python scripts/make_table1.py --logs logs/table1 --out results/table1.md [--png curves.png]
+"""
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from dni_repro.reports import load_runs, plot_curves, table1_cells, table1_markdown  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--logs", type=Path, default=Path("logs/table1"))
+    parser.add_argument("--out", type=Path, default=Path("results/table1.md"))
+    parser.add_argument("--png", type=Path, help="MNIST FCN test-error curves, one panel per depth (Fig. 11a)")
+    args = parser.parse_args()
+    if not args.logs.is_dir():
+        sys.exit(f"error: {args.logs} does not exist; run a table1 target first (make table1-mnist-fcn)")
+    runs = load_runs(args.logs)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(table1_markdown(runs))
+    print(f"wrote {args.out} from {len(runs)} completed runs")
+    cells = table1_cells(runs)
+    if args.png:
+        panels = {}
+        for (family, model, depth, _), run in sorted(cells.items()):
+            if family == "MNIST" and model == "fcn":
+                panels.setdefault(f"MNIST FCN, {depth} layers", []).append(run)
+        if panels:
+            datasets = sorted({r.config["dataset"]["name"] for group in panels.values() for r in group})
+            profiles = sorted({r.summary["provenance"]["profile"] for group in panels.values() for r in group})
+            title = f"Test error, datasets: {', '.join(datasets)}; profile: {', '.join(profiles)}"
+            plot_curves(panels, args.png, title)
+            print(f"wrote {args.png}")
+
+
+if __name__ == "__main__":
+    main()

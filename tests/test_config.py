@@ -1,0 +1,124 @@
+"""Every preset composes and trains; wrong input fails early, in one line, leaving no result."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra.errors import ConfigCompositionException, MissingConfigException
+
+from dni_repro.config import CONFIG_DIR, REPO_ROOT, validate
+from dni_repro.errors import ConfigError
+from tests.conftest import compose_config, run_in_process
+from tests.fake_datasets import write_cifar10_batches, write_idx_dataset
+
+PRESETS = sorted(path.stem for path in (CONFIG_DIR / "experiment").glob("*.yaml"))
+PROFILES = sorted(path.stem for path in (CONFIG_DIR / "profile").glob("*.yaml"))
+
+
+@pytest.fixture(scope="module")
+def fake_data_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("data")
+    for name in ("mnist", "fashion_mnist"):
+        write_idx_dataset(root / name)
+    write_cifar10_batches(root / "cifar10")
+    return root
+
+
+def test_presets_cover_table1_and_demo():
+    assert len([p for p in PRESETS if p.startswith("table1_")]) == 16
+    assert "demo" in PRESETS
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_preset_composes_validates_and_trains_one_step(preset, tmp_path, fake_data_root):
+    overrides = [f"experiment={preset}", f"paths.data_dir={fake_data_root}", "trainer.max_steps=1"]
+    validate(compose_config(overrides))
+    summary = run_in_process(overrides, tmp_path)
+    assert summary["status"] == "completed" and summary["steps"] == 1
+    assert json.loads((tmp_path / "summary.json").read_text())["status"] == "completed"
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_profiles_compose(profile):
+    cfg = compose_config([f"profile={profile}"])
+    validate(cfg)
+    assert cfg.trainer.profile == profile
+
+
+def test_paper_profile_is_appendix_a1():
+    cfg = compose_config(["profile=paper"])
+    assert cfg.optimizer.name.value == "adam" and cfg.optimizer.lr == 3e-5
+    assert cfg.trainer.batch_size == 256 and cfg.trainer.max_steps == 500_000
+    assert [round(f * cfg.trainer.max_steps) for f in cfg.optimizer.lr_decay_at] == [300_000, 400_000]
+    assert cfg.optimizer.lr_decay_factor == 0.1 and cfg.interface.sg_loss_weight == 1.0
+
+
+def test_table1_presets_follow_appendix_a1_sg_sizes():
+    mnist_dni = compose_config(["experiment=table1_mnist_fcn_dni"])
+    assert (mnist_dni.interface.sg.hidden_layers, mnist_dni.interface.sg.hidden_width) == (2, 1024)
+    assert compose_config(["experiment=table1_mnist_fcn_cdni"]).interface.sg.hidden_layers == 0
+    cifar = compose_config(["experiment=table1_cifar10_fcn_dni"])
+    assert (cifar.model.width, cifar.interface.sg.hidden_layers, cifar.interface.sg.hidden_width) == (1000, 1, 4000)
+    cnn = compose_config(["experiment=table1_cifar10_cnn_cdni"])
+    assert (cnn.model.width, cnn.interface.sg.hidden_layers, cnn.interface.sg.hidden_width) == (128, 2, 128)
+
+
+def test_group_typo_fails_with_hydra_listing_the_options():
+    with pytest.raises(MissingConfigException) as error:
+        compose_config(["interface=dnii"])
+    assert "Available options in 'interface'" in str(error.value)
+    for option in ("bprop", "no_bprop", "dni", "cdni"):
+        assert option in str(error.value)
+
+
+def test_wrong_type_and_unknown_value_fail_at_compose():
+    with pytest.raises(ConfigCompositionException) as error:
+        compose_config(["model.depth=four"])
+    assert "could not be converted to Integer" in str(error.value.__cause__)
+    with pytest.raises(ConfigCompositionException) as error:
+        compose_config(["model.name=resnet"])
+    assert "Invalid value 'resnet'" in str(error.value.__cause__)
+    with pytest.raises(ConfigCompositionException):
+        compose_config(["model.dpeth=3"])
+
+
+def test_added_key_typo_is_rejected_before_running():
+    with pytest.raises(ConfigError, match="model.dpeth"):
+        validate(compose_config(["+model.dpeth=3"]))
+
+
+def cli(args: list[str], tmp_path: Path):
+    env = {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "train.py", "profile=smoke", "logger=none", f"paths.log_dir={tmp_path}", *args]
+    return subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["model.depth=0"], "model.depth must be >= 1"),
+        (["optimizer.lr=0"], "optimizer.lr must be > 0"),
+        (["optimizer.lr=-0.1"], "optimizer.lr must be > 0"),
+        (["model=cnn", "dataset=blobs"], "model=cnn needs an image dataset"),
+        (["dataset=mnist", "dataset.download=false", "dataset.root=/nonexistent"], "missing train-images-idx3-ubyte"),
+        (["resume=/nonexistent/run"], "is not a run directory"),
+        (["+trainer.max_step=3"], "bad config key trainer.max_step"),
+    ],
+    ids=["depth", "lr-zero", "lr-negative", "cnn-on-vectors", "missing-files", "resume-not-a-run", "added-typo"],
+)
+def test_bad_input_gives_one_line_error_and_no_result(args, expected, tmp_path):
+    result = cli(args, tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [f"error: {result.stderr.strip()[7:]}"]
+    assert expected in result.stderr
+    assert not list(tmp_path.rglob("summary.json")) and not list(tmp_path.rglob("checkpoint.pt"))
+
+
+@pytest.mark.parametrize("args", [["interface=unknown"], ["interface.name=unknown"]])
+def test_unknown_interface_exits_non_zero_with_hydra_message(args, tmp_path):
+    result = cli(args, tmp_path)
+    assert result.returncode != 0
+    assert "unknown" in result.stderr
+    assert not list(tmp_path.rglob("summary.json"))
