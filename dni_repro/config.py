@@ -135,6 +135,8 @@ class LoggerConfig:
     project: str = "dni-repro"
     entity: Optional[str] = None
     mode: WandbMode = WandbMode.auto
+    # How long to wait for the W&B server before falling back to offline logging.
+    init_timeout_s: float = 60.0
 
 
 @dataclass

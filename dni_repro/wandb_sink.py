@@ -68,7 +68,7 @@ class WandbSink:
             dir=str(run_dir),
             id=run_id,
             resume="allow" if run_id else None,
-            settings=wandb.Settings(init_timeout=60, console="off", silent=True),
+            settings=wandb.Settings(init_timeout=logger_cfg.init_timeout_s, console="off", silent=True),
         )
         try:
             run = wandb.init(mode=mode, **arguments)
@@ -84,7 +84,8 @@ class WandbSink:
                 _say(f"offline mode failed too ({type(offline_error).__name__}); metrics go to the run's files only")
                 return None
         if mode == "offline":
-            _say(f"offline run saved in {run.dir.rsplit('/files', 1)[0]}; upload it with `wandb sync {run_dir}/wandb/offline-run-*`")
+            offline_dir = Path(run.dir).parent  # run.dir is <offline-run-...>/files
+            _say(f"logging offline; upload later with `wandb sync {offline_dir}`")
         run.define_metric("step")
         run.define_metric("samples")
         run.define_metric("train/*", step_metric="step")

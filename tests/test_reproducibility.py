@@ -1,0 +1,106 @@
+"""Same seed, same numbers; a killed run resumed ends exactly where an uninterrupted one does."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from dni_repro.checkpoint import load_checkpoint
+from dni_repro.config import REPO_ROOT
+from dni_repro.run_record import RunRecord
+from tests.conftest import run_in_process
+
+RUN = ["interface=cdni", "model.depth=3", "trainer.max_steps=9", "trainer.checkpoint_every=3"]
+
+
+def metrics_lines(run_dir):
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def comparable(summary: dict) -> dict:
+    return {key: summary[key] for key in ("status", "steps", "test_error", "final", "best")}
+
+
+@pytest.mark.parametrize("interface", ["bprop", "dni", "cdni"])
+def test_same_seed_gives_identical_metrics(interface, tmp_path):
+    overrides = [f"interface={interface}", "trainer.max_steps=6", "seed=7"]
+    first = run_in_process(overrides, tmp_path / "a")
+    second = run_in_process(overrides, tmp_path / "b")
+    assert comparable(first) == comparable(second)
+    assert metrics_lines(tmp_path / "a") == metrics_lines(tmp_path / "b")
+    other_seed = run_in_process([f"interface={interface}", "trainer.max_steps=6", "seed=8"], tmp_path / "c")
+    assert metrics_lines(tmp_path / "c") != metrics_lines(tmp_path / "a")
+
+
+def test_resume_after_a_crash_matches_an_uninterrupted_run(tmp_path, monkeypatch):
+    uninterrupted = run_in_process(RUN, tmp_path / "whole")
+
+    # Crash at step 7: the newest checkpoint is from step 6, so the metric line
+    # of step 7 must be dropped and logged again by the resumed run.
+    original_log = RunRecord.log
+
+    def crash_at_step_7(self, step, metrics):
+        original_log(self, step, metrics)
+        if step == 7:
+            raise RuntimeError("simulated crash")
+
+    monkeypatch.setattr(RunRecord, "log", crash_at_step_7)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        run_in_process(RUN, tmp_path / "killed")
+    assert json.loads((tmp_path / "killed" / "summary.json").read_text())["status"] == "failed"
+    assert load_checkpoint(tmp_path / "killed")["step"] == 6
+    monkeypatch.setattr(RunRecord, "log", original_log)
+
+    resumed = run_in_process([], tmp_path / "killed", resume=True)
+    assert comparable(resumed) == comparable(uninterrupted)
+    assert metrics_lines(tmp_path / "killed") == metrics_lines(tmp_path / "whole")
+
+
+def test_checkpoint_holds_everything_needed_to_continue(tmp_path):
+    run_in_process(RUN, tmp_path)
+    state = load_checkpoint(tmp_path)
+    assert state["step"] == 9
+    assert {"model", "optimizer", "sampler", "rng", "config", "wall_time_s"} <= set(state)
+    assert {"python", "numpy", "torch"} <= set(state["rng"])
+    assert any(key.startswith("interfaces.") for key in state["model"])  # the SG models
+    assert state["optimizer"]["state"]  # Adam moments
+
+
+def test_sigkill_then_resume_from_the_command_line(tmp_path):
+    """A real kill -9 mid-run; resuming finishes with the uninterrupted run's metrics."""
+    env = {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"}
+    common = ["profile=smoke", "logger=none", "interface=dni", "trainer.max_steps=200", "trainer.checkpoint_every=20"]
+
+    def train(run_dir, extra=()):
+        return [sys.executable, "train.py", *common, f"hydra.run.dir={run_dir}", *extra]
+
+    whole = subprocess.run(train(tmp_path / "whole"), cwd=REPO_ROOT, env=env, capture_output=True, timeout=300)
+    assert whole.returncode == 0, whole.stderr
+
+    killed_dir = tmp_path / "killed"
+    process = subprocess.Popen(train(killed_dir), cwd=REPO_ROOT, env=env, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (killed_dir / "checkpoint.pt").exists():
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    if (killed_dir / "summary.json").exists():
+        pytest.skip("the run finished before it could be killed")
+
+    resumed = subprocess.run(
+        [sys.executable, "train.py", f"resume={killed_dir}", f"hydra.run.dir={tmp_path / 'resume_call'}"],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    expected = json.loads((tmp_path / "whole" / "summary.json").read_text())
+    actual = json.loads((killed_dir / "summary.json").read_text())
+    assert comparable(actual) == comparable(expected)
+    assert metrics_lines(killed_dir) == metrics_lines(tmp_path / "whole")
+    assert torch.equal(
+        load_checkpoint(killed_dir)["model"]["layers.0.1.weight"],
+        load_checkpoint(tmp_path / "whole")["model"]["layers.0.1.weight"],
+    )

@@ -1,0 +1,80 @@
+"""Sweeps give each job its own folder; reports rebuild Table 1 from run folders."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from dni_repro.config import REPO_ROOT
+from dni_repro.provenance import run_labels
+from dni_repro.reports import load_runs, table1_markdown
+from tests.conftest import compose_config, run_in_process
+
+
+def test_basic_launcher_sweep_gives_every_job_its_own_folder(tmp_path):
+    env = {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [sys.executable, "train.py", "-m", "profile=smoke", "logger=none", "trainer.max_steps=2",
+         "interface=bprop,no_bprop,dni,cdni", "model.depth=2,3", f"paths.log_dir={tmp_path}"],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    summaries = [json.loads(path.read_text()) for path in tmp_path.rglob("summary.json")]
+    assert len(summaries) == 8
+    cells = {(s["config"]["interface"]["name"], s["config"]["model"]["depth"]) for s in summaries}
+    assert len(cells) == 8
+
+
+def test_runs_started_together_never_share_a_folder(tmp_path):
+    env = {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "train.py", "profile=smoke", "logger=none", "trainer.max_steps=1",
+               f"paths.log_dir={tmp_path}"]
+    processes = [subprocess.Popen(command, cwd=REPO_ROOT, env=env, stderr=subprocess.DEVNULL) for _ in range(3)]
+    assert [process.wait(timeout=300) for process in processes] == [0, 0, 0]
+    assert len(list(tmp_path.rglob("summary.json"))) == 3
+
+
+def test_run_labels_let_a_workspace_group_runs_into_tables():
+    labels = run_labels(compose_config(["experiment=table1_mnist_fcn_cdni", "model.depth=5"]))
+    assert labels["group"] == "table1"
+    assert set(labels["tags"]) == {"interface:cdni", "model:fcn", "depth:5", "dataset:mnist", "profile:quick"}
+
+
+def test_local_parallel_launcher_runs_a_sweep(tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
+    env = {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [sys.executable, "train.py", "-m", "launcher=local_parallel", "profile=smoke", "logger=none",
+         "trainer.max_steps=2", "seed=0,1", f"paths.log_dir={tmp_path}"],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    summaries = [json.loads(path.read_text()) for path in tmp_path.rglob("summary.json")]
+    assert sorted(s["provenance"]["seed"] for s in summaries) == [0, 1]
+    assert len({path.parent.parent for path in tmp_path.rglob("summary.json")}) == 1  # one sweep folder
+
+
+def test_slurm_launcher_preset_composes():
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    from hydra import compose, initialize_config_dir
+    from dni_repro.config import CONFIG_DIR
+
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=["launcher=slurm"], return_hydra_config=True)
+    assert cfg.hydra.launcher._target_.endswith("SlurmLauncher")
+
+
+def test_table1_markdown_puts_ours_beside_the_paper(tmp_path):
+    for interface in ("bprop", "cdni"):
+        run_in_process([f"interface={interface}", "model.depth=3", "experiment_name=table1"], tmp_path / interface)
+    runs = load_runs(tmp_path)
+    table = table1_markdown(runs)
+    by_interface = {run.config["interface"]["name"]: run.summary["test_error"] for run in runs}
+    row = next(line for line in table.splitlines() if line.startswith("| FCN | 3 |"))
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    # columns: model, layers, then (reproduced, paper) for No Bprop, Bprop, DNI, cDNI
+    assert cells[2:] == ["—", "9.3", f"{by_interface['bprop']:.1f}", "2.0", "—", "1.9", f"{by_interface['cdni']:.1f}", "2.2"]
+    assert "reproduced on: mnist_5k" in table
+    assert "| MNIST FCN3 Bprop | mnist_5k | smoke | 4 |" in table
+    assert "CIFAR-10 (not run)" in table

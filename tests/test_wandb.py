@@ -1,0 +1,56 @@
+"""W&B: offline runs leave local files, each sweep job is its own run, a dead server never stops training."""
+import json
+import os
+import subprocess
+import sys
+
+from dni_repro.config import REPO_ROOT
+from tests.conftest import compose_config
+from dni_repro.launch import run_job
+
+
+def offline_runs(folder):
+    return sorted(folder.rglob("offline-run-*"))
+
+
+def test_offline_run_leaves_a_local_run_directory(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    cfg = compose_config(["profile=smoke", "logger=wandb"])
+    summary = run_job(cfg, tmp_path)
+    assert summary["status"] == "completed"
+    (run,) = offline_runs(tmp_path)
+    assert list(run.glob("*.wandb")), "the offline run holds its log file for `wandb sync`"
+
+
+def wandb_env(**extra):
+    env = {key: value for key, value in os.environ.items() if not key.startswith("WANDB_")}
+    return {**env, "OMP_NUM_THREADS": "1", **extra}
+
+
+def test_two_job_multirun_makes_two_distinct_runs(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "train.py", "-m", "profile=smoke", "logger=wandb", "seed=0,1", f"paths.log_dir={tmp_path}"],
+        cwd=REPO_ROOT, env=wandb_env(WANDB_MODE="offline"), capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    runs = offline_runs(tmp_path)
+    assert len(runs) == 2
+    run_ids = {path.name.rsplit("-", 1)[-1] for path in runs}
+    assert len(run_ids) == 2
+    summaries = sorted(tmp_path.rglob("summary.json"))
+    assert len(summaries) == 2 and len({path.parent for path in summaries}) == 2
+    assert result.stderr.count("wandb sync") == 2  # told once per run
+
+
+def test_unreachable_server_falls_back_to_offline(tmp_path):
+    env = wandb_env(WANDB_API_KEY="a" * 40, WANDB_BASE_URL="http://127.0.0.1:9")
+    result = subprocess.run(
+        [sys.executable, "train.py", "profile=smoke", "logger=wandb", "logger.mode=online",
+         "logger.init_timeout_s=5", f"paths.log_dir={tmp_path}"],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("falling back to offline") == 1
+    (summary,) = tmp_path.rglob("summary.json")
+    assert json.loads(summary.read_text())["status"] == "completed"
+    assert len(offline_runs(tmp_path)) == 1
