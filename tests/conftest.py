@@ -1,4 +1,6 @@
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -33,3 +35,11 @@ def cfg_factory():
 
 def plain(cfg):
     return OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+
+
+def train_cli(args: list[str], timeout: int = 600, **extra_env) -> subprocess.CompletedProcess:
+    """Run `python train.py ARGS` from the repository root, W&B off unless extra_env says otherwise."""
+    env = {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1", **extra_env}
+    return subprocess.run(
+        [sys.executable, "train.py", *args], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout
+    )

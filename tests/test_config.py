@@ -1,16 +1,13 @@
 """Every preset composes and trains; wrong input fails early, in one line, leaving no result."""
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from hydra.errors import ConfigCompositionException, MissingConfigException
 
-from dni_repro.config import CONFIG_DIR, REPO_ROOT, validate
+from dni_repro.config import CONFIG_DIR, validate
 from dni_repro.errors import ConfigError
-from tests.conftest import compose_config, run_in_process
+from tests.conftest import compose_config, run_in_process, train_cli
 from tests.fake_datasets import write_cifar10_batches, write_idx_dataset
 
 PRESETS = sorted(path.stem for path in (CONFIG_DIR / "experiment").glob("*.yaml"))
@@ -90,9 +87,7 @@ def test_added_key_typo_is_rejected_before_running():
 
 
 def cli(args: list[str], tmp_path: Path):
-    env = {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "train.py", "profile=smoke", "logger=none", f"paths.log_dir={tmp_path}", *args]
-    return subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    return train_cli(["profile=smoke", "logger=none", f"paths.log_dir={tmp_path}", *args])
 
 
 @pytest.mark.parametrize(
@@ -122,3 +117,13 @@ def test_unknown_interface_exits_non_zero_with_hydra_message(args, tmp_path):
     assert result.returncode != 0
     assert "unknown" in result.stderr
     assert not list(tmp_path.rglob("summary.json"))
+
+
+def test_paper_schedule_divides_lr_by_ten_at_300k_and_400k():
+    from dni_repro.optim import lr_at_step
+
+    cfg = compose_config(["profile=paper"])
+    lr = lambda step: lr_at_step(cfg.optimizer, step, cfg.trainer.max_steps)  # noqa: E731
+    assert lr(0) == lr(299_999) == 3e-5
+    assert lr(300_000) == pytest.approx(3e-6) and lr(399_999) == pytest.approx(3e-6)
+    assert lr(400_000) == pytest.approx(3e-7) and lr(499_999) == pytest.approx(3e-7)

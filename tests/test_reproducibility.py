@@ -32,7 +32,7 @@ def test_same_seed_gives_identical_metrics(interface, tmp_path):
     second = run_in_process(overrides, tmp_path / "b")
     assert comparable(first) == comparable(second)
     assert metrics_lines(tmp_path / "a") == metrics_lines(tmp_path / "b")
-    other_seed = run_in_process([f"interface={interface}", "trainer.max_steps=6", "seed=8"], tmp_path / "c")
+    run_in_process([f"interface={interface}", "trainer.max_steps=6", "seed=8"], tmp_path / "c")
     assert metrics_lines(tmp_path / "c") != metrics_lines(tmp_path / "a")
 
 

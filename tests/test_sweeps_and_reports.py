@@ -9,15 +9,13 @@ import pytest
 from dni_repro.config import REPO_ROOT
 from dni_repro.provenance import run_labels
 from dni_repro.reports import load_runs, table1_markdown
-from tests.conftest import compose_config, run_in_process
+from tests.conftest import compose_config, run_in_process, train_cli
 
 
 def test_basic_launcher_sweep_gives_every_job_its_own_folder(tmp_path):
-    env = {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(
-        [sys.executable, "train.py", "-m", "profile=smoke", "logger=none", "trainer.max_steps=2",
-         "interface=bprop,no_bprop,dni,cdni", "model.depth=2,3", f"paths.log_dir={tmp_path}"],
-        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600,
+    result = train_cli(
+        ["-m", "profile=smoke", "logger=none", "trainer.max_steps=2",
+         "interface=bprop,no_bprop,dni,cdni", "model.depth=2,3", f"paths.log_dir={tmp_path}"]
     )
     assert result.returncode == 0, result.stderr
     summaries = [json.loads(path.read_text()) for path in tmp_path.rglob("summary.json")]
@@ -43,11 +41,9 @@ def test_run_labels_let_a_workspace_group_runs_into_tables():
 
 def test_local_parallel_launcher_runs_a_sweep(tmp_path):
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
-    env = {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(
-        [sys.executable, "train.py", "-m", "launcher=local_parallel", "profile=smoke", "logger=none",
-         "trainer.max_steps=2", "seed=0,1", f"paths.log_dir={tmp_path}"],
-        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600,
+    result = train_cli(
+        ["-m", "launcher=local_parallel", "profile=smoke", "logger=none",
+         "trainer.max_steps=2", "seed=0,1", f"paths.log_dir={tmp_path}"]
     )
     assert result.returncode == 0, result.stderr
     summaries = [json.loads(path.read_text()) for path in tmp_path.rglob("summary.json")]

@@ -2,7 +2,6 @@
 import math
 import time
 from pathlib import Path
-from typing import Optional
 
 import torch
 from omegaconf import OmegaConf
@@ -35,7 +34,9 @@ def run(cfg, run_dir: Path, resume: bool = False) -> dict:
     data = load_dataset(cfg.dataset, cfg.paths.data_dir).to(device)
     net = build_network(cfg.model, cfg.interface, data.input_shape, data.num_classes).to(device)
     optimizer = build_optimizer(cfg.optimizer, net.parameters())
-    sampler = EpochSampler(len(data.train), trainer.batch_size, cfg.seed if cfg.seed is not None else 0, device)
+    # Unseeded runs (seed=null) shuffle from torch's own random initial seed.
+    sampler_seed = cfg.seed if cfg.seed is not None else torch.initial_seed()
+    sampler = EpochSampler(len(data.train), trainer.batch_size, sampler_seed, device)
 
     step, wall_time_before, wandb_id = 0, 0.0, None
     if resume:
