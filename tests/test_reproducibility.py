@@ -104,3 +104,9 @@ def test_sigkill_then_resume_from_the_command_line(tmp_path):
         load_checkpoint(killed_dir)["model"]["layers.0.1.weight"],
         load_checkpoint(tmp_path / "whole")["model"]["layers.0.1.weight"],
     )
+
+
+def test_resuming_a_finished_run_keeps_its_result(tmp_path):
+    finished = run_in_process(RUN, tmp_path)
+    again = run_in_process([], tmp_path, resume=True)
+    assert comparable(again) == comparable(finished)

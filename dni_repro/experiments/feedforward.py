@@ -47,10 +47,10 @@ def run(cfg, run_dir: Path, resume: bool = False) -> dict:
         restore_rng_state(state["rng"])
         step, wall_time_before, wandb_id = state["step"], state["wall_time_s"], state["wandb_id"]
 
-    labels = run_labels(cfg)
+    names = run_labels(cfg)
     config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     wandb_sink = (
-        WandbSink.start(cfg.logger, run_dir, config, labels["group"], labels["name"], labels["tags"], wandb_id)
+        WandbSink.start(cfg.logger, run_dir, config, names["group"], names["name"], names["tags"], wandb_id)
         if cfg.logger.name.value == "wandb"
         else None
     )
@@ -71,7 +71,8 @@ def run(cfg, run_dir: Path, resume: bool = False) -> dict:
             },
         )
 
-    status, test_error = "failed", float("nan")
+    # A resumed run that had already finished keeps its last measured error.
+    status, test_error = "failed", record.last.get("test/error", float("nan"))
     started = time.perf_counter()
     first_step = step
     try:
