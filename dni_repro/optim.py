@@ -19,11 +19,19 @@ def build_optimizer(optimizer_cfg, parameters) -> torch.optim.Optimizer:
     )
 
 
-def lr_at_step(optimizer_cfg, step: int, max_steps: int) -> float:
+class StepDecaySchedule:
     """lr times lr_decay_factor for every decay point already passed.
 
     The paper (A.1) divides by 10 at 300k and 400k of 500k steps, i.e. at
     fractions 0.6 and 0.8; fractions keep that shape when max_steps changes.
+    Built once from the config, so the training loop reads only plain numbers.
     """
-    passed = sum(1 for fraction in optimizer_cfg.lr_decay_at if step >= round(fraction * max_steps))
-    return optimizer_cfg.lr * optimizer_cfg.lr_decay_factor**passed
+
+    def __init__(self, optimizer_cfg, max_steps: int):
+        self.base_lr = float(optimizer_cfg.lr)
+        self.factor = float(optimizer_cfg.lr_decay_factor)
+        self.decay_steps = [round(fraction * max_steps) for fraction in optimizer_cfg.lr_decay_at]
+
+    def lr_at(self, step: int) -> float:
+        passed = sum(1 for decay_step in self.decay_steps if step >= decay_step)
+        return self.base_lr * self.factor**passed

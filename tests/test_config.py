@@ -120,10 +120,10 @@ def test_unknown_interface_exits_non_zero_with_hydra_message(args, tmp_path):
 
 
 def test_paper_schedule_divides_lr_by_ten_at_300k_and_400k():
-    from dni_repro.optim import lr_at_step
+    from dni_repro.optim import StepDecaySchedule
 
     cfg = compose_config(["profile=paper"])
-    lr = lambda step: lr_at_step(cfg.optimizer, step, cfg.trainer.max_steps)  # noqa: E731
+    lr = StepDecaySchedule(cfg.optimizer, cfg.trainer.max_steps).lr_at
     assert lr(0) == lr(299_999) == 3e-5
     assert lr(300_000) == pytest.approx(3e-6) and lr(399_999) == pytest.approx(3e-6)
     assert lr(400_000) == pytest.approx(3e-7) and lr(499_999) == pytest.approx(3e-7)

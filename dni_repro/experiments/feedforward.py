@@ -9,7 +9,7 @@ from omegaconf import OmegaConf
 from dni_repro.checkpoint import load_checkpoint, save_checkpoint
 from dni_repro.data import EpochSampler, load_dataset
 from dni_repro.models.feedforward import DecoupledStack, build_network
-from dni_repro.optim import build_optimizer, lr_at_step
+from dni_repro.optim import StepDecaySchedule, build_optimizer
 from dni_repro.run_record import RunRecord
 from dni_repro.runtime import device_description, restore_rng_state, rng_state, seed_everything, select_device
 from dni_repro.provenance import run_labels, run_provenance
@@ -72,13 +72,18 @@ def run(cfg, run_dir: Path, resume: bool = False) -> dict:
         )
 
     # A resumed run that had already finished keeps its last measured error.
+    # Plain numbers for the loop: reading a DictConfig costs microseconds per access.
+    max_steps, batch_size = trainer.max_steps, trainer.batch_size
+    log_every, eval_every, checkpoint_every = trainer.log_every, trainer.eval_every, trainer.checkpoint_every
+    schedule = StepDecaySchedule(cfg.optimizer, max_steps)
+
     status, test_error = "failed", record.last.get("test/error", float("nan"))
     started = time.perf_counter()
     first_step = step
     try:
         net.train()
-        while step < trainer.max_steps:
-            lr = lr_at_step(cfg.optimizer, step, trainer.max_steps)
+        while step < max_steps:
+            lr = schedule.lr_at(step)
             for group in optimizer.param_groups:
                 group["lr"] = lr
 
@@ -88,19 +93,20 @@ def run(cfg, run_dir: Path, resume: bool = False) -> dict:
             optimizer.step()
             step += 1
 
-            last_step = step == trainer.max_steps
-            if step % trainer.log_every == 0 or step % trainer.eval_every == 0 or last_step:
-                metrics = {"samples": step * trainer.batch_size, "lr": lr, "train/loss": loss.item()}
+            last_step = step == max_steps
+            evaluate = step % eval_every == 0 or last_step
+            if evaluate or step % log_every == 0:
+                metrics = {"samples": step * batch_size, "lr": lr, "train/loss": loss.item()}
                 if sg_loss is not None:
                     metrics["train/sg_loss"] = sg_loss.item()
-                if step % trainer.eval_every == 0 or last_step:
+                if evaluate:
                     test_error = test_error_percent(net, data.test.inputs, data.test.labels, trainer.eval_batch_size)
                     metrics["test/error"] = test_error
                 record.log(step, metrics)
                 if not math.isfinite(metrics["train/loss"]):
                     status = "diverged"
                     break
-            if step % trainer.checkpoint_every == 0 or last_step:
+            if step % checkpoint_every == 0 or last_step:
                 checkpoint()
         else:
             status = "completed"
@@ -112,7 +118,7 @@ def run(cfg, run_dir: Path, resume: bool = False) -> dict:
             "steps": step,
             "test_error": test_error,
             "wall_time_s": wall_time,
-            "samples_per_s": steps_this_session * trainer.batch_size / session_time if session_time > 0 else None,
+            "samples_per_s": steps_this_session * batch_size / session_time if session_time > 0 else None,
             "provenance": {**run_provenance(cfg), "device": device_description(device)},
             "config": config,
         }

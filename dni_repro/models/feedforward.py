@@ -113,7 +113,8 @@ class DecoupledStack(nn.Module):
         awaiting_target: list[tuple[Interface, torch.Tensor]] = []
         sg_losses: list[torch.Tensor] = []
         x = inputs
-        for layer, interface in zip(self.layers[:-1], self.interfaces):
+        # zip stops at the last interface, i.e. below the classifier (slicing a ModuleList would build a new one).
+        for layer, interface in zip(self.layers, self.interfaces):
             message = interface.send(layer(x), context)
             # That send backpropagated a synthetic gradient down to the previous
             # DNI's receiver input: its bootstrapped target is ready.
