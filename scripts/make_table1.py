@@ -8,6 +8,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from dni_repro.paper_results import TABLE1_FAMILIES  # noqa: E402
 from dni_repro.reports import load_runs, plot_curves, table1_cells, table1_markdown  # noqa: E402
 
 
@@ -26,13 +27,24 @@ def main() -> None:
     cells = table1_cells(runs)
     if args.png:
         panels = {}
-        for (family, model, depth, _), run in sorted(cells.items()):
-            if family == "MNIST" and model == "fcn":
-                panels.setdefault(f"MNIST FCN, {depth} layers", []).append(run)
+        for (dataset, model, depth, _), group in sorted(cells.items()):
+            if TABLE1_FAMILIES[dataset] == "MNIST" and model == "fcn":
+                # One curve per method and dataset: the first seed's run.
+                panels.setdefault(f"{dataset} FCN, {depth} layers", []).append(group[0])
         if panels:
-            datasets = sorted({r.config["dataset"]["name"] for group in panels.values() for r in group})
-            profiles = sorted({r.summary["provenance"]["profile"] for group in panels.values() for r in group})
-            title = f"Test error, datasets: {', '.join(datasets)}; profile: {', '.join(profiles)}"
+            shown = [run for group in panels.values() for run in group]
+
+            def values(read) -> str:
+                return ", ".join(sorted({str(read(run)) for run in shown}))
+
+            title = (
+                f"Test error (%). dataset: {values(lambda r: r.config['dataset']['name'])}; "
+                f"profile: {values(lambda r: r.summary['provenance']['profile'])}; "
+                f"steps: {values(lambda r: r.summary['steps'])}; seed: {values(lambda r: r.config['seed'])}; "
+                f"device: {values(lambda r: r.summary['provenance']['device'])}; "
+                f"date: {values(lambda r: r.summary['provenance']['date'][:10])}; "
+                f"commit: {values(lambda r: r.summary['provenance']['git_commit'])}"
+            )
             plot_curves(panels, args.png, title)
             print(f"wrote {args.png}")
 

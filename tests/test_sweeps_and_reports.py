@@ -71,6 +71,17 @@ def test_table1_markdown_puts_ours_beside_the_paper(tmp_path):
     cells = [cell.strip() for cell in row.strip("|").split("|")]
     # columns: model, layers, then (reproduced, paper) for No Bprop, Bprop, DNI, cDNI
     assert cells[2:] == ["—", "9.3", f"{by_interface['bprop']:.1f}", "2.0", "—", "1.9", f"{by_interface['cdni']:.1f}", "2.2"]
-    assert "reproduced on: mnist_5k" in table
-    assert "| MNIST FCN3 Bprop | mnist_5k | smoke | 4 |" in table
+    assert "## MNIST, reproduced on `mnist_5k`" in table
+    assert "| MNIST FCN3 Bprop | 0 |" in table
     assert "CIFAR-10 (not run)" in table
+
+
+def test_table1_averages_seeds_of_a_cell(tmp_path):
+    for seed in (0, 1, 2):
+        run_in_process(["interface=bprop", "model.depth=3", f"seed={seed}"], tmp_path / str(seed))
+    runs = load_runs(tmp_path)
+    errors = [run.summary["test_error"] for run in runs]
+    mean = sum(errors) / 3
+    spread = (sum((e - mean) ** 2 for e in errors) / 2) ** 0.5
+    row = next(line for line in table1_markdown(runs).splitlines() if line.startswith("| FCN | 3 |"))
+    assert f"| {mean:.1f} ± {spread:.1f} (n=3) | 2.0 |" in row
