@@ -47,6 +47,8 @@ def run(cfg, run_dir: Path, resume: bool = False) -> dict:
         restore_rng_state(state["rng"])
         step, wall_time_before, wandb_id = state["step"], state["wall_time_s"], state["wandb_id"]
 
+    # Taken before training, so the commit is the one whose code was imported.
+    provenance = {**run_provenance(cfg), "device": device_description(device)}
     names = run_labels(cfg)
     config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     wandb_sink = (
@@ -119,7 +121,7 @@ def run(cfg, run_dir: Path, resume: bool = False) -> dict:
             "test_error": test_error,
             "wall_time_s": wall_time,
             "samples_per_s": steps_this_session * batch_size / session_time if session_time > 0 else None,
-            "provenance": {**run_provenance(cfg), "device": device_description(device)},
+            "provenance": provenance,
             "config": config,
         }
         result = record.finish(status, summary)
