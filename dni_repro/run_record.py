@@ -35,7 +35,10 @@ class RunRecord:
         kept = []
         if self.metrics_path.exists():
             for line in self.metrics_path.read_text().splitlines():
-                entry = json.loads(line)
+                try:
+                    entry = json.loads(line)
+                except json.JSONDecodeError:  # a line torn by the kill: only the tail can be
+                    break
                 if entry["step"] <= step:
                     kept.append(line)
                     self._remember(entry)

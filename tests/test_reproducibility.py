@@ -110,3 +110,24 @@ def test_resuming_a_finished_run_keeps_its_result(tmp_path):
     finished = run_in_process(RUN, tmp_path)
     again = run_in_process([], tmp_path, resume=True)
     assert comparable(again) == comparable(finished)
+
+
+
+def test_resume_survives_a_metrics_line_torn_by_the_kill(tmp_path, monkeypatch):
+    uninterrupted = run_in_process(RUN, tmp_path / "whole")
+    original_log = RunRecord.log
+
+    def crash_after_step_7(self, step, metrics):
+        original_log(self, step, metrics)
+        if step == 7:
+            with open(self.metrics_path, "a") as handle:
+                handle.write('{"step": 8, "samp')  # killed half-way through a line
+            raise RuntimeError("simulated kill")
+
+    monkeypatch.setattr(RunRecord, "log", crash_after_step_7)
+    with pytest.raises(RuntimeError):
+        run_in_process(RUN, tmp_path / "killed")
+    monkeypatch.setattr(RunRecord, "log", original_log)
+    resumed = run_in_process([], tmp_path / "killed", resume=True)
+    assert comparable(resumed) == comparable(uninterrupted)
+    assert metrics_lines(tmp_path / "killed") == metrics_lines(tmp_path / "whole")
