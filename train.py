@@ -15,7 +15,8 @@ register_configs()
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg) -> dict:
     try:
-        return run_job(cfg, Path(HydraConfig.get().runtime.output_dir))
+        hydra_cfg = HydraConfig.get()
+        return run_job(cfg, Path(hydra_cfg.runtime.output_dir), overrides=list(hydra_cfg.overrides.task))
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)

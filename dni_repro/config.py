@@ -221,13 +221,16 @@ def validate(cfg: Any) -> None:
     )
     _require(cfg.device in ("auto", "cpu", "cuda") or cfg.device.startswith("cuda:"),
              f"device must be auto, cpu, cuda or cuda:N, got {cfg.device!r}")
+    _require(cfg.seed is None or 0 <= cfg.seed < 2**32, f"seed must be in [0, 2**32) or null, got {cfg.seed}")
+    # BatchNorm needs at least two examples per batch.
+    _require(cfg.trainer.batch_size >= 2, f"trainer.batch_size must be >= 2, got {cfg.trainer.batch_size}")
     for key in ("max_steps", "batch_size", "eval_every", "log_every", "checkpoint_every", "eval_batch_size"):
         value = cfg.trainer[key]
         _require(value >= 1, f"trainer.{key} must be >= 1, got {value}")
     sg = cfg.interface.sg
     _require(sg.hidden_layers >= 0, f"interface.sg.hidden_layers must be >= 0, got {sg.hidden_layers}")
     _require(sg.hidden_width >= 1, f"interface.sg.hidden_width must be >= 1, got {sg.hidden_width}")
-    _require(sg.kernel_size % 2 == 1, f"interface.sg.kernel_size must be odd to keep resolution, got {sg.kernel_size}")
+    _require(sg.kernel_size >= 1 and sg.kernel_size % 2 == 1, f"interface.sg.kernel_size must be odd to keep resolution, got {sg.kernel_size}")
     _require(cfg.interface.sg_loss_weight >= 0, f"interface.sg_loss_weight must be >= 0, got {cfg.interface.sg_loss_weight}")
     _require(
         cfg.model.name != ModelName.cnn or len(cfg.dataset.input_shape) == 3,

@@ -1,13 +1,16 @@
 """One job: validate the composed config, pick or reopen the run folder, dispatch the task."""
+import json
 import sys
 from pathlib import Path
+from typing import Sequence
 
 from omegaconf import OmegaConf
 
-from dni_repro.checkpoint import has_checkpoint, load_checkpoint
+from dni_repro.checkpoint import CHECKPOINT_NAME, has_checkpoint, load_checkpoint
 from dni_repro.config import Task, TrainConfig, validate
 from dni_repro.errors import UserError
 from dni_repro.experiments import feedforward
+from dni_repro.run_record import SUMMARY_NAME
 
 TASKS = {Task.feedforward: feedforward.run}
 
@@ -19,16 +22,31 @@ def config_of_run(run_dir: Path):
             f"resume={run_dir} is not a run directory (no checkpoint.pt there); "
             "pass the folder of a run started by train.py, e.g. resume=logs/adhoc/runs/<id>"
         )
-    saved = load_checkpoint(run_dir)["config"]
-    return OmegaConf.merge(OmegaConf.structured(TrainConfig), saved)
+    try:
+        saved = load_checkpoint(run_dir)["config"]
+        return OmegaConf.merge(OmegaConf.structured(TrainConfig), saved)
+    except Exception as error:  # truncated file, another program's checkpoint, an older schema
+        raise UserError(f"cannot resume from {run_dir / CHECKPOINT_NAME}: {type(error).__name__}: {error}") from None
 
 
-def run_job(cfg, output_dir: Path) -> dict:
+def run_job(cfg, output_dir: Path, overrides: Sequence[str] = ()) -> dict:
+    """`overrides` are the command line's task overrides, checked when resuming."""
     if cfg.resume is not None:
         run_dir = Path(cfg.resume)
-        cfg = config_of_run(run_dir)
-        print(f"[dni-repro] resuming {run_dir}", file=sys.stderr, flush=True)
+        saved_cfg = config_of_run(run_dir)
+        ignored = [o for o in overrides if not o.lstrip("+~").startswith("resume=")]
+        if ignored:
+            raise UserError(
+                f"resume continues a run with its saved config, so {' '.join(ignored)} would be ignored; "
+                "pass only resume=<run dir>"
+            )
+        cfg = saved_cfg
         validate(cfg)
+        summary_path = run_dir / SUMMARY_NAME
+        if summary_path.is_file() and json.loads(summary_path.read_text())["status"] == "completed":
+            print(f"[dni-repro] {run_dir} has already completed; nothing to resume", file=sys.stderr)
+            return json.loads(summary_path.read_text())
+        print(f"[dni-repro] resuming {run_dir}", file=sys.stderr, flush=True)
         return TASKS[cfg.task](cfg, run_dir, resume=True)
     validate(cfg)
     output_dir.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,8 @@
 """Device choice, seeding and provenance: the facts a result must carry."""
 import random
+import signal
 import subprocess
+import threading
 from pathlib import Path
 from typing import Optional
 
@@ -15,7 +17,10 @@ def select_device(requested: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if requested.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"device={requested} but this machine has no CUDA device; use device=auto or device=cpu")
-    return torch.device(requested)
+    device = torch.device(requested)
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ConfigError(f"device={requested} but this machine has {torch.cuda.device_count()} CUDA device(s)")
+    return device
 
 
 def seed_everything(seed: Optional[int]) -> None:
@@ -63,3 +68,29 @@ def device_description(device: torch.device) -> str:
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
     return f"cpu ({torch.get_num_threads()} threads)"
+
+
+class TerminationRequest:
+    """Turns SIGTERM (a SLURM time limit, preemption, `kill`) into a flag checked between steps.
+
+    The loop then checkpoints and records the run as stopped instead of dying
+    mid-step and losing everything since the last periodic checkpoint.
+    """
+
+    def __init__(self):
+        self.requested = False
+        self._previous = None
+
+    def _handle(self, signum, frame) -> None:
+        self.requested = True
+
+    def install(self) -> "TerminationRequest":
+        # Signal handlers can only be installed from the main thread.
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGTERM, self._handle)
+        return self
+
+    def restore(self) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+            self._previous = None

@@ -100,8 +100,13 @@ def cli(args: list[str], tmp_path: Path):
         (["dataset=mnist", "dataset.download=false", "dataset.root=/nonexistent"], "missing train-images-idx3-ubyte"),
         (["resume=/nonexistent/run"], "is not a run directory"),
         (["+trainer.max_step=3"], "bad config key trainer.max_step"),
+        (["seed=-1"], "seed must be in [0, 2**32)"),
+        (["trainer.batch_size=1"], "trainer.batch_size must be >= 2"),
+        (["trainer.batch_size=4001"], "exceeds the 4000 training examples"),
+        (["interface.sg.kernel_size=-1"], "interface.sg.kernel_size must be odd"),
     ],
-    ids=["depth", "lr-zero", "lr-negative", "cnn-on-vectors", "missing-files", "resume-not-a-run", "added-typo"],
+    ids=["depth", "lr-zero", "lr-negative", "cnn-on-vectors", "missing-files", "resume-not-a-run", "added-typo",
+         "seed", "batch-one", "batch-too-big", "kernel"],
 )
 def test_bad_input_gives_one_line_error_and_no_result(args, expected, tmp_path):
     result = cli(args, tmp_path)

@@ -131,3 +131,51 @@ def test_resume_survives_a_metrics_line_torn_by_the_kill(tmp_path, monkeypatch):
     resumed = run_in_process([], tmp_path / "killed", resume=True)
     assert comparable(resumed) == comparable(uninterrupted)
     assert metrics_lines(tmp_path / "killed") == metrics_lines(tmp_path / "whole")
+
+
+def test_sigterm_checkpoints_and_resume_finishes_the_run(tmp_path):
+    """A SLURM time limit or preemption sends SIGTERM: nothing since the last checkpoint is lost."""
+    env = {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"}
+    # checkpoint_every is larger than the run: only the SIGTERM handler can write a checkpoint early.
+    common = ["profile=smoke", "logger=none", "interface=dni", "trainer.max_steps=600", "trainer.checkpoint_every=5000"]
+    stopped_dir = tmp_path / "stopped"
+    process = subprocess.Popen(
+        [sys.executable, "train.py", *common, f"hydra.run.dir={stopped_dir}"],
+        cwd=REPO_ROOT, env=env, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline and len(metrics_lines_if_any(stopped_dir)) < 20:
+        time.sleep(0.01)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    summary = json.loads((stopped_dir / "summary.json").read_text())
+    if summary["status"] == "completed":
+        pytest.skip("the run finished before SIGTERM arrived")
+    assert process.returncode == 128 + signal.SIGTERM
+    assert summary["status"] == "failed" and summary["stopped_by"] == "SIGTERM"
+    assert load_checkpoint(stopped_dir)["step"] == summary["steps"] >= 20
+    assert "resume=" in stderr
+
+    resumed = subprocess.run(
+        [sys.executable, "train.py", f"resume={stopped_dir}", f"hydra.run.dir={tmp_path / 'resume_call'}"],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    final = json.loads((stopped_dir / "summary.json").read_text())
+    assert final["status"] == "completed" and final["steps"] == 600
+
+
+def metrics_lines_if_any(run_dir):
+    path = run_dir / "metrics.jsonl"
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def test_resume_rejects_other_overrides(tmp_path):
+    run_in_process(RUN, tmp_path / "run")
+    result = subprocess.run(
+        [sys.executable, "train.py", f"resume={tmp_path / 'run'}", "trainer.max_steps=20"],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "WANDB_MODE": "disabled"},
+    )
+    assert result.returncode == 2
+    assert "trainer.max_steps=20 would be ignored" in result.stderr

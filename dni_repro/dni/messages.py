@@ -1,8 +1,10 @@
 """The two messages that cross a decoupled interface.
 
-A sender and a receiver talk only through these. Everything in them is a plain,
-detached tensor, so the same exchange works when the two sides live in different
-processes or on different devices: the transport only has to move the tensors.
+A sender and a receiver talk only through these. Across a decoupled interface
+(DNI, or a cut) everything in them is a plain, detached tensor, so the same
+exchange works when the two sides live in different processes or on different
+devices: the transport only has to move the tensors. Only `BackpropInterface`,
+which by definition couples the two sides, sends its activation with the graph.
 """
 from dataclasses import dataclass
 from typing import Optional
@@ -24,7 +26,8 @@ class GradientMessage:
     """Backward: the gradient of the receiver's objective w.r.t. the activation it got.
 
     `bootstrapped` says whether it was produced by the receiver's own synthetic
-    gradient (True) or by a true loss (False); it is recorded, not acted upon.
+    gradient (True) or by a true loss (False). The DNI regresses to either the
+    same way; the flag is there for whoever inspects the exchange (tests, analysis).
     """
 
     gradient: torch.Tensor

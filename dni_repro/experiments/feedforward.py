@@ -1,5 +1,7 @@
 """Feed-forward experiments (section 3.1, Table 1): one loop, top to bottom."""
 import math
+import signal
+import sys
 import time
 from pathlib import Path
 
@@ -8,10 +10,18 @@ from omegaconf import OmegaConf
 
 from dni_repro.checkpoint import load_checkpoint, save_checkpoint
 from dni_repro.data import EpochSampler, load_dataset
+from dni_repro.errors import ConfigError
 from dni_repro.models.feedforward import DecoupledStack, build_network
 from dni_repro.optim import StepDecaySchedule, build_optimizer
 from dni_repro.run_record import RunRecord
-from dni_repro.runtime import device_description, restore_rng_state, rng_state, seed_everything, select_device
+from dni_repro.runtime import (
+    TerminationRequest,
+    device_description,
+    restore_rng_state,
+    rng_state,
+    seed_everything,
+    select_device,
+)
 from dni_repro.provenance import run_labels, run_provenance
 from dni_repro.wandb_sink import WandbSink
 
@@ -32,6 +42,10 @@ def run(cfg, run_dir: Path, resume: bool = False) -> dict:
     device = select_device(cfg.device)
     seed_everything(cfg.seed)
     data = load_dataset(cfg.dataset, cfg.paths.data_dir).to(device)
+    if trainer.batch_size > len(data.train):
+        raise ConfigError(
+            f"trainer.batch_size={trainer.batch_size} exceeds the {len(data.train)} training examples of {data.name}"
+        )
     net = build_network(cfg.model, cfg.interface, data.input_shape, data.num_classes).to(device)
     optimizer = build_optimizer(cfg.optimizer, net.parameters())
     # Unseeded runs (seed=null) shuffle from torch's own random initial seed.
@@ -82,9 +96,13 @@ def run(cfg, run_dir: Path, resume: bool = False) -> dict:
     status, test_error = "failed", record.last.get("test/error", float("nan"))
     started = time.perf_counter()
     first_step = step
+    termination = TerminationRequest().install()
     try:
         net.train()
         while step < max_steps:
+            if termination.requested:
+                checkpoint()
+                break
             lr = schedule.lr_at(step)
             for group in optimizer.param_groups:
                 group["lr"] = lr
@@ -113,6 +131,7 @@ def run(cfg, run_dir: Path, resume: bool = False) -> dict:
         else:
             status = "completed"
     finally:
+        termination.restore()
         wall_time = wall_time_before + time.perf_counter() - started
         steps_this_session = step - first_step
         session_time = time.perf_counter() - started
@@ -123,6 +142,10 @@ def run(cfg, run_dir: Path, resume: bool = False) -> dict:
             "samples_per_s": steps_this_session * batch_size / session_time if session_time > 0 else None,
             "provenance": provenance,
             "config": config,
+            "stopped_by": "SIGTERM" if termination.requested else None,
         }
         result = record.finish(status, summary)
+    if termination.requested:
+        print(f"[dni-repro] SIGTERM: checkpoint saved at step {step}; continue with resume={run_dir}", file=sys.stderr)
+        raise SystemExit(128 + signal.SIGTERM)
     return result
