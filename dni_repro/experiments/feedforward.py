@@ -58,7 +58,7 @@ def run(cfg, run_dir: Path, resume: bool = False) -> dict:
         net.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         sampler.load_state_dict(state["sampler"])
-        restore_rng_state(state["rng"])
+        restore_rng_state(state["rng"], device)
         step, wall_time_before, wandb_id = state["step"], state["wall_time_s"], state["wandb_id"]
 
     # Taken before training, so the commit is the one whose code was imported.
@@ -81,7 +81,7 @@ def run(cfg, run_dir: Path, resume: bool = False) -> dict:
                 "model": net.state_dict(),
                 "optimizer": optimizer.state_dict(),
                 "sampler": sampler.state_dict(),
-                "rng": rng_state(),
+                "rng": rng_state(device),
                 "wall_time_s": wall_time_before + time.perf_counter() - started,
                 "wandb_id": wandb_sink.run_id if wandb_sink else None,
             },
