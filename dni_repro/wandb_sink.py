@@ -37,9 +37,8 @@ def resolve_mode(configured: WandbMode) -> str:
 
 
 class WandbSink:
-    def __init__(self, run: Any, wandb_module: Any):
+    def __init__(self, run: Any):
         self._run = run
-        self._wandb = wandb_module
         self.run_id: str = run.id
 
     @classmethod
@@ -91,7 +90,7 @@ class WandbSink:
         run.define_metric("train/*", step_metric="step")
         run.define_metric("lr", step_metric="step")
         run.define_metric("test/error", step_metric="step", summary="min")
-        return cls(run, wandb)
+        return cls(run)
 
     def log(self, step: int, metrics: dict) -> None:
         try:

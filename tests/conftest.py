@@ -37,9 +37,13 @@ def plain(cfg):
     return OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
 
 
+# Environment for train.py subprocesses: no W&B, one thread each (tests may run several at once).
+CLI_ENV = {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"}
+
+
 def train_cli(args: list[str], timeout: int = 600, **extra_env) -> subprocess.CompletedProcess:
     """Run `python train.py ARGS` from the repository root, W&B off unless extra_env says otherwise."""
-    env = {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1", **extra_env}
+    env = {**CLI_ENV, **extra_env}
     return subprocess.run(
         [sys.executable, "train.py", *args], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout
     )

@@ -1,6 +1,5 @@
 """Same seed, same numbers; a killed run resumed ends exactly where an uninterrupted one does."""
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -12,7 +11,7 @@ import torch
 from dni_repro.checkpoint import load_checkpoint
 from dni_repro.config import REPO_ROOT
 from dni_repro.run_record import RunRecord
-from tests.conftest import run_in_process
+from tests.conftest import CLI_ENV, run_in_process, train_cli
 
 RUN = ["interface=cdni", "model.depth=3", "trainer.max_steps=9", "trainer.checkpoint_every=3"]
 
@@ -23,6 +22,24 @@ def metrics_lines(run_dir):
 
 def comparable(summary: dict) -> dict:
     return {key: summary[key] for key in ("status", "steps", "test_error", "final", "best")}
+
+
+def crash_after_logging_step_7(monkeypatch, run_dir, torn_line: str = "") -> None:
+    """Run RUN in run_dir and make it die right after logging step 7 (checkpoint: step 6),
+    optionally leaving `torn_line` half-written at the end of metrics.jsonl."""
+    original_log = RunRecord.log
+
+    def log_then_crash(self, step, metrics):
+        original_log(self, step, metrics)
+        if step == 7:
+            with open(self.metrics_path, "a") as handle:
+                handle.write(torn_line)
+            raise RuntimeError("simulated crash")
+
+    monkeypatch.setattr(RunRecord, "log", log_then_crash)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        run_in_process(RUN, run_dir)
+    monkeypatch.setattr(RunRecord, "log", original_log)
 
 
 @pytest.mark.parametrize("interface", ["bprop", "dni", "cdni"])
@@ -41,19 +58,9 @@ def test_resume_after_a_crash_matches_an_uninterrupted_run(tmp_path, monkeypatch
 
     # Crash at step 7: the newest checkpoint is from step 6, so the metric line
     # of step 7 must be dropped and logged again by the resumed run.
-    original_log = RunRecord.log
-
-    def crash_at_step_7(self, step, metrics):
-        original_log(self, step, metrics)
-        if step == 7:
-            raise RuntimeError("simulated crash")
-
-    monkeypatch.setattr(RunRecord, "log", crash_at_step_7)
-    with pytest.raises(RuntimeError, match="simulated crash"):
-        run_in_process(RUN, tmp_path / "killed")
+    crash_after_logging_step_7(monkeypatch, tmp_path / "killed")
     assert json.loads((tmp_path / "killed" / "summary.json").read_text())["status"] == "failed"
     assert load_checkpoint(tmp_path / "killed")["step"] == 6
-    monkeypatch.setattr(RunRecord, "log", original_log)
 
     resumed = run_in_process([], tmp_path / "killed", resume=True)
     assert comparable(resumed) == comparable(uninterrupted)
@@ -72,7 +79,7 @@ def test_checkpoint_holds_everything_needed_to_continue(tmp_path):
 
 def test_sigkill_then_resume_from_the_command_line(tmp_path):
     """A real kill -9 mid-run; resuming finishes with the uninterrupted run's metrics."""
-    env = {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"}
+    env = CLI_ENV
     common = ["profile=smoke", "logger=none", "interface=dni", "trainer.max_steps=200", "trainer.checkpoint_every=20"]
 
     def train(run_dir, extra=()):
@@ -91,10 +98,7 @@ def test_sigkill_then_resume_from_the_command_line(tmp_path):
     if (killed_dir / "summary.json").exists():
         pytest.skip("the run finished before it could be killed")
 
-    resumed = subprocess.run(
-        [sys.executable, "train.py", f"resume={killed_dir}", f"hydra.run.dir={tmp_path / 'resume_call'}"],
-        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300,
-    )
+    resumed = train_cli([f"resume={killed_dir}", f"hydra.run.dir={tmp_path / 'resume_call'}"])
     assert resumed.returncode == 0, resumed.stderr
     expected = json.loads((tmp_path / "whole" / "summary.json").read_text())
     actual = json.loads((killed_dir / "summary.json").read_text())
@@ -115,19 +119,7 @@ def test_resuming_a_finished_run_keeps_its_result(tmp_path):
 
 def test_resume_survives_a_metrics_line_torn_by_the_kill(tmp_path, monkeypatch):
     uninterrupted = run_in_process(RUN, tmp_path / "whole")
-    original_log = RunRecord.log
-
-    def crash_after_step_7(self, step, metrics):
-        original_log(self, step, metrics)
-        if step == 7:
-            with open(self.metrics_path, "a") as handle:
-                handle.write('{"step": 8, "samp')  # killed half-way through a line
-            raise RuntimeError("simulated kill")
-
-    monkeypatch.setattr(RunRecord, "log", crash_after_step_7)
-    with pytest.raises(RuntimeError):
-        run_in_process(RUN, tmp_path / "killed")
-    monkeypatch.setattr(RunRecord, "log", original_log)
+    crash_after_logging_step_7(monkeypatch, tmp_path / "killed", torn_line='{"step": 8, "samp')
     resumed = run_in_process([], tmp_path / "killed", resume=True)
     assert comparable(resumed) == comparable(uninterrupted)
     assert metrics_lines(tmp_path / "killed") == metrics_lines(tmp_path / "whole")
@@ -135,7 +127,7 @@ def test_resume_survives_a_metrics_line_torn_by_the_kill(tmp_path, monkeypatch):
 
 def test_sigterm_checkpoints_and_resume_finishes_the_run(tmp_path):
     """A SLURM time limit or preemption sends SIGTERM: nothing since the last checkpoint is lost."""
-    env = {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"}
+    env = CLI_ENV
     # checkpoint_every is larger than the run: only the SIGTERM handler can write a checkpoint early.
     common = ["profile=smoke", "logger=none", "interface=dni", "trainer.max_steps=600", "trainer.checkpoint_every=5000"]
     stopped_dir = tmp_path / "stopped"
@@ -156,10 +148,7 @@ def test_sigterm_checkpoints_and_resume_finishes_the_run(tmp_path):
     assert load_checkpoint(stopped_dir)["step"] == summary["steps"] >= 20
     assert "resume=" in stderr
 
-    resumed = subprocess.run(
-        [sys.executable, "train.py", f"resume={stopped_dir}", f"hydra.run.dir={tmp_path / 'resume_call'}"],
-        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600,
-    )
+    resumed = train_cli([f"resume={stopped_dir}", f"hydra.run.dir={tmp_path / 'resume_call'}"])
     assert resumed.returncode == 0, resumed.stderr
     final = json.loads((stopped_dir / "summary.json").read_text())
     assert final["status"] == "completed" and final["steps"] == 600
@@ -172,10 +161,6 @@ def metrics_lines_if_any(run_dir):
 
 def test_resume_rejects_other_overrides(tmp_path):
     run_in_process(RUN, tmp_path / "run")
-    result = subprocess.run(
-        [sys.executable, "train.py", f"resume={tmp_path / 'run'}", "trainer.max_steps=20"],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
-        env={**os.environ, "WANDB_MODE": "disabled"},
-    )
+    result = train_cli([f"resume={tmp_path / 'run'}", "trainer.max_steps=20"])
     assert result.returncode == 2
     assert "trainer.max_steps=20 would be ignored" in result.stderr

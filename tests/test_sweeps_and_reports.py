@@ -1,6 +1,5 @@
 """Sweeps give each job its own folder; reports rebuild Table 1 from run folders."""
 import json
-import os
 import subprocess
 import sys
 
@@ -9,7 +8,7 @@ import pytest
 from dni_repro.config import REPO_ROOT
 from dni_repro.provenance import run_labels
 from dni_repro.reports import load_runs, table1_markdown
-from tests.conftest import compose_config, run_in_process, train_cli
+from tests.conftest import CLI_ENV, compose_config, run_in_process, train_cli
 
 
 def test_basic_launcher_sweep_gives_every_job_its_own_folder(tmp_path):
@@ -25,7 +24,7 @@ def test_basic_launcher_sweep_gives_every_job_its_own_folder(tmp_path):
 
 
 def test_runs_started_together_never_share_a_folder(tmp_path):
-    env = {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"}
+    env = CLI_ENV
     command = [sys.executable, "train.py", "profile=smoke", "logger=none", "trainer.max_steps=1",
                f"paths.log_dir={tmp_path}"]
     processes = [subprocess.Popen(command, cwd=REPO_ROOT, env=env, stderr=subprocess.DEVNULL) for _ in range(3)]
