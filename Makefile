@@ -10,13 +10,20 @@ ARGS ?=
 # The demo's sweep folder, named here so the report step can find it (random tag: no collisions).
 DEMO_DIR := logs/demo/multiruns/$(shell date +%Y-%m-%d_%H-%M-%S)_$(shell od -An -N3 -tx1 /dev/urandom | tr -d ' \n')
 
-.PHONY: help install demo test bench table1 table1-mnist-fcn table1-mnist-cnn table1-cifar10-fcn table1-cifar10-cnn table1-report clean-logs
+.PHONY: help install demo test bench table1 table1-mnist-fcn table1-mnist-cnn table1-cifar10-fcn table1-cifar10-cnn table1-report \
+	ff-studies fig5 fig9 fig12 stale-baseline deep-cdni clean-logs
 
 help:
 	@echo "make demo     set up, train Bprop/DNI/cDNI on the embedded MNIST digits, print a table, plot curves"
 	@echo "make test     set up and run the test suite"
 	@echo "make table1   Table 1 grid (PROFILE=quick|paper, MNIST=mnist|mnist_5k), then results/table1.md"
 	@echo "make bench    suite training step vs a minimal PyTorch loop"
+	@echo "make fig5     sparse updates and complete unlock vs p_update (results/fig5.*)"
+	@echo "make fig9     single DNI position, DNI up to depth k, cut control; SG quality (results/fig9.*, fig10.*)"
+	@echo "make fig12    linear vs deeper SG models, DNI and cDNI, depths 3-6 (results/fig12.*)"
+	@echo "make stale-baseline  moving average of past gradients vs depth (results/stale_baseline.*)"
+	@echo "make deep-cdni       21-layer FCN, cDNI vs Bprop (results/deep_cdni.*)"
+	@echo "make ff-studies      all five above"
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +63,46 @@ table1-report: install
 	$(PY) scripts/make_table1.py --logs logs/table1 --out results/table1.md --png results/table1_mnist_fcn_curves.png
 
 table1: table1-mnist-fcn table1-mnist-cnn table1-cifar10-fcn table1-cifar10-cnn table1-report
+
+# Feed-forward studies beyond Table 1 (section 3.1, appendix A.2). Each target trains
+# its sweep at PROFILE, then scripts/make_ff_studies.py writes results/<name>.md and .png
+# from every completed run under logs/<experiment_name>.
+FIG5_P ?= 0.05,0.1,0.2,0.5,0.75,1
+FIG5_UNLOCK_P ?= 0.2,0.5,1
+FIG9_SINGLE := '[1]','[2]','[3]','[4]','[5]'
+FIG9_UPTO := '[1,2]','[1,2,3]','[1,2,3,4]','[1,2,3,4,5]'
+FIG12_SG_LAYERS ?= 0,2
+STALE_DECAYS ?= 0,0.5,0.9,0.99,0.999,0.9999
+STUDY := $(PY) train.py -m profile=$(PROFILE) dataset=$(MNIST)
+
+fig5: install
+	$(STUDY) experiment=fig5_sparse_dni interface.p_update=$(FIG5_P) $(ARGS)
+	$(STUDY) experiment=fig5_sparse_cdni interface.p_update=$(FIG5_P) $(ARGS)
+	$(STUDY) experiment=fig5_unlock_dni interface.p_update=$(FIG5_UNLOCK_P) $(ARGS)
+	$(STUDY) experiment=fig5_unlock_cdni interface.p_update=$(FIG5_UNLOCK_P) $(ARGS)
+	$(PY) scripts/make_ff_studies.py fig5
+
+fig9: install
+	$(STUDY) experiment=fig9_bprop $(ARGS)
+	$(STUDY) experiment=fig9_dni interface.positions=$(FIG9_SINGLE),$(FIG9_UPTO) $(ARGS)
+	$(STUDY) experiment=fig9_cut interface.positions=$(FIG9_SINGLE) $(ARGS)
+	$(PY) scripts/make_ff_studies.py fig9
+
+fig12: install
+	$(STUDY) experiment=fig12_dni interface.sg.hidden_layers=$(FIG12_SG_LAYERS) model.depth=$(FCN_DEPTHS) $(ARGS)
+	$(STUDY) experiment=fig12_cdni interface.sg.hidden_layers=$(FIG12_SG_LAYERS) model.depth=$(FCN_DEPTHS) $(ARGS)
+	$(PY) scripts/make_ff_studies.py fig12
+
+stale-baseline: install
+	$(STUDY) experiment=stale_baseline model.depth=$(FCN_DEPTHS) interface.stale_decay=$(STALE_DECAYS) $(ARGS)
+	$(PY) scripts/make_ff_studies.py stale
+
+deep-cdni: install
+	$(STUDY) experiment=deep_cdni $(ARGS)
+	$(STUDY) experiment=deep_bprop $(ARGS)
+	$(PY) scripts/make_ff_studies.py deep
+
+ff-studies: fig5 fig9 fig12 stale-baseline deep-cdni
 
 clean-logs:
 	rm -rf logs

@@ -39,6 +39,11 @@ class InterfaceName(str, Enum):
     no_bprop = "no_bprop"
     dni = "dni"
     cdni = "cdni"
+    stale = "stale"  # moving average of past gradients, the baseline of section 3.1
+
+
+# Interfaces that emit a gradient of their own instead of passing the true one.
+GRADIENT_EMITTING = (InterfaceName.dni, InterfaceName.cdni, InterfaceName.stale)
 
 
 class OptimizerName(str, Enum):
@@ -98,11 +103,29 @@ class SyntheticGradientConfig:
 
 
 @dataclass
+class SyntheticInputConfig:
+    hidden_layers: int = 1  # A.1: one hidden layer for complete unlock
+    hidden_width: int = "${model.sg_width}"
+
+
+@dataclass
 class InterfaceConfig:
     # cdni is dni whose SG models also see the one-hot label.
     name: InterfaceName = MISSING
     sg: SyntheticGradientConfig = field(default_factory=SyntheticGradientConfig)
     sg_loss_weight: float = 1.0
+    # Boundaries (k = after layer k, 1-based) that get this interface; the others
+    # get Bprop. null puts it on every boundary (Fig. 9: a single DNI, or DNI up to k).
+    positions: Optional[list[int]] = None
+    # Sparse updates (Fig. 5 left): after each forward pass every layer does its
+    # backward pass and update with this probability. dni/cdni only.
+    p_update: float = 1.0
+    # Complete unlock (Fig. 5 right): every layer above the first reads a synthetic
+    # input predicted from the data, and with probability 1 - p_update skips both passes.
+    synthetic_inputs: bool = False
+    input_model: SyntheticInputConfig = field(default_factory=SyntheticInputConfig)
+    # interface=stale: weight of the old average in the moving average of gradients.
+    stale_decay: float = 0.9
 
 
 @dataclass
@@ -127,6 +150,9 @@ class TrainerConfig:
     log_every: int = MISSING
     checkpoint_every: int = MISSING
     eval_batch_size: int = MISSING
+    # Every this many steps, also measure the true backprop gradient at each
+    # interface and log how far the synthetic gradient is from it (Fig. 10). 0: off.
+    sg_quality_every: int = 0
 
 
 @dataclass
@@ -232,10 +258,48 @@ def validate(cfg: Any) -> None:
     _require(sg.hidden_width >= 1, f"interface.sg.hidden_width must be >= 1, got {sg.hidden_width}")
     _require(sg.kernel_size >= 1 and sg.kernel_size % 2 == 1, f"interface.sg.kernel_size must be odd to keep resolution, got {sg.kernel_size}")
     _require(cfg.interface.sg_loss_weight >= 0, f"interface.sg_loss_weight must be >= 0, got {cfg.interface.sg_loss_weight}")
+    _validate_decoupling(cfg)
     _require(
         cfg.model.name != ModelName.cnn or len(cfg.dataset.input_shape) == 3,
         f"model=cnn needs an image dataset, but {cfg.dataset.name} has input shape "
         f"{list(cfg.dataset.input_shape)}; use model=fcn",
+    )
+
+
+
+def _validate_decoupling(cfg: Any) -> None:
+    """The feed-forward study options of section 3.1 and appendix A.2 (issue #3)."""
+    interface, depth = cfg.interface, cfg.model.depth
+    name = interface.name
+    decoupled = name in (InterfaceName.dni, InterfaceName.cdni)
+    if interface.positions is not None:
+        positions = list(interface.positions)
+        _require(
+            len(positions) > 0 and all(1 <= k < depth for k in positions) and len(set(positions)) == len(positions),
+            f"interface.positions lists distinct boundaries 1..{depth - 1} (after layer k) for model.depth={depth}, "
+            f"got {positions}; use null for every boundary",
+        )
+    _require(0 < interface.p_update <= 1, f"interface.p_update must be in (0, 1], got {interface.p_update}")
+    sparse = interface.p_update < 1 or interface.synthetic_inputs
+    _require(
+        not sparse or (decoupled and interface.positions is None),
+        f"interface.p_update<1 and interface.synthetic_inputs need interface=dni or cdni on every boundary "
+        f"(got interface={name.value}, positions={interface.positions}): a Bprop link would need the layers above it",
+    )
+    _require(
+        not interface.synthetic_inputs or cfg.model.name == ModelName.fcn,
+        "interface.synthetic_inputs (complete unlock) supports model=fcn only",
+    )
+    inputs = interface.input_model
+    _require(inputs.hidden_layers >= 0, f"interface.input_model.hidden_layers must be >= 0, got {inputs.hidden_layers}")
+    _require(inputs.hidden_width >= 1, f"interface.input_model.hidden_width must be >= 1, got {inputs.hidden_width}")
+    _require(0 <= interface.stale_decay < 1, f"interface.stale_decay must be in [0, 1), got {interface.stale_decay}")
+    quality_every = cfg.trainer.sg_quality_every
+    _require(quality_every >= 0, f"trainer.sg_quality_every must be >= 0 (0 turns it off), got {quality_every}")
+    _require(
+        quality_every == 0 or (name in GRADIENT_EMITTING and not interface.synthetic_inputs),
+        f"trainer.sg_quality_every compares emitted gradients with true ones: it needs interface=dni, cdni or "
+        f"stale without synthetic inputs (got interface={name.value}, synthetic_inputs={interface.synthetic_inputs})",
     )
 
 

@@ -8,8 +8,9 @@
     ... receiver forward + backward ...
     dni.receive(GradientMessage(x.grad, bootstrapped=True))   # regress the SG model
 """
-from dni_repro.dni.interfaces import DNI, BackpropInterface, CutInterface, Interface
+from dni_repro.dni.interfaces import DNI, BackpropInterface, CutInterface, Interface, StaleGradientInterface
 from dni_repro.dni.messages import ActivationMessage, GradientMessage
+from dni_repro.dni.synthetic_input import SyntheticInputModel
 from dni_repro.dni.synthetic_gradient import (
     ConvSyntheticGradient,
     MLPSyntheticGradient,
@@ -26,6 +27,8 @@ __all__ = [
     "GradientMessage",
     "Interface",
     "MLPSyntheticGradient",
+    "StaleGradientInterface",
+    "SyntheticInputModel",
     "build_synthetic_gradient_model",
     "one_hot",
 ]

@@ -7,8 +7,15 @@ Every interface speaks the same two-message protocol:
     interface.receive(GradientMessage(...))  # sender side, when a target arrives
 
 `BackpropInterface` keeps the graph whole (ordinary backprop), `CutInterface`
-stops every gradient (the paper's "No Bprop"), and `DNI` replaces the
-backward message by a synthetic gradient that it learns to predict.
+stops every gradient (the paper's "No Bprop"), `DNI` replaces the backward
+message by a synthetic gradient that it learns to predict, and
+`StaleGradientInterface` replaces it by an average of past gradients (the
+baseline of section 3.1).
+
+`send` takes `expects_target=False` when the caller knows that no target will
+come back this step (the receiver skips its update), so nothing is kept for it.
+An interface that emits a gradient fills `probe`, when it is a dict, with what it
+sent and what it got back, for the SG quality measurements.
 """
 from typing import Optional
 
@@ -24,8 +31,12 @@ class Interface(nn.Module):
     wants_target: bool = False
     # Whether `send` needs the context (the one-hot label) of the batch.
     conditioned: bool = False
+    # Set to a dict to record the emitted gradient ("synthetic") and the target ("target").
+    probe: Optional[dict] = None
 
-    def send(self, activation: torch.Tensor, context: Optional[torch.Tensor] = None) -> ActivationMessage:
+    def send(
+        self, activation: torch.Tensor, context: Optional[torch.Tensor] = None, expects_target: bool = True
+    ) -> ActivationMessage:
         raise NotImplementedError
 
     def receive(self, message: GradientMessage) -> Optional[torch.Tensor]:
@@ -36,14 +47,14 @@ class Interface(nn.Module):
 class BackpropInterface(Interface):
     """No decoupling: the receiver's gradient flows straight into the sender's graph."""
 
-    def send(self, activation, context=None):
+    def send(self, activation, context=None, expects_target=True):
         return ActivationMessage(activation, context)
 
 
 class CutInterface(Interface):
     """No gradient crosses: the sender never learns from the receiver."""
 
-    def send(self, activation, context=None):
+    def send(self, activation, context=None, expects_target=True):
         return ActivationMessage(activation.detach(), context)
 
 
@@ -66,19 +77,68 @@ class DNI(Interface):
         self.sg_loss_weight = sg_loss_weight
         self._prediction: Optional[torch.Tensor] = None
 
-    def send(self, activation, context=None):
-        # The SG model reads a detached copy: its loss must never reach the sender.
-        prediction = self.sg_model(activation.detach(), context)
+    def synthetic_gradient(self, activation: torch.Tensor, context: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """M(h, c), with a graph through the SG model only: its loss must never reach the sender."""
+        return self.sg_model(activation.detach(), context)
+
+    def regression_loss(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return self.sg_loss_weight * F.mse_loss(prediction, target.detach())
+
+    def send(self, activation, context=None, expects_target=True):
+        self._prediction = None
+        if not (activation.requires_grad or expects_target):
+            # Neither the sender updates nor a target comes back: the SG model has nothing to do.
+            return ActivationMessage(activation.detach(), context)
+        prediction = self.synthetic_gradient(activation, context)
         if activation.requires_grad:
             activation.backward(prediction.detach())
-        # Kept with its graph through the SG model only, for the regression in `receive`.
-        self._prediction = prediction
+        if self.probe is not None:
+            self.probe["synthetic"] = prediction.detach().clone()
+        if expects_target:
+            # Kept with its graph through the SG model only, for the regression in `receive`.
+            self._prediction = prediction
         return ActivationMessage(activation.detach(), context)
 
     def receive(self, message):
         if self._prediction is None:
             raise RuntimeError("DNI.receive called before send: no synthetic gradient is waiting for a target")
-        sg_loss = self.sg_loss_weight * F.mse_loss(self._prediction, message.gradient.detach())
+        if self.probe is not None:
+            self.probe["target"] = message.gradient.detach().clone()
+        sg_loss = self.regression_loss(self._prediction, message.gradient)
         sg_loss.backward()
         self._prediction = None
         return sg_loss.detach()
+
+
+class StaleGradientInterface(Interface):
+    """Feeds the sender an exponential moving average of past gradients (section 3.1's baseline).
+
+    The average is kept per batch slot: example j of this batch gets the average
+    of the gradients that arrived for slot j of earlier batches, which held other
+    examples (the sampler reshuffles), so it is stale in the paper's sense. It
+    starts at zero, like a zero-initialised SG model, and is updated from the
+    same targets a DNI would regress to: `decay=0` reuses the last batch's
+    gradient, a decay near 1 approaches the long-run mean gradient.
+    """
+
+    wants_target = True
+
+    def __init__(self, activation_shape: tuple[int, ...], batch_size: int, decay: float):
+        super().__init__()
+        if not 0.0 <= decay < 1.0:
+            raise ValueError(f"interface.stale_decay must be in [0, 1), got {decay}")
+        self.decay = decay
+        self.register_buffer("average", torch.zeros(batch_size, *activation_shape))
+
+    def send(self, activation, context=None, expects_target=True):
+        if activation.requires_grad:
+            activation.backward(self.average)
+        if self.probe is not None:
+            self.probe["synthetic"] = self.average.clone()
+        return ActivationMessage(activation.detach(), context)
+
+    def receive(self, message):
+        if self.probe is not None:
+            self.probe["target"] = message.gradient.detach().clone()
+        self.average.mul_(self.decay).add_(message.gradient.detach(), alpha=1.0 - self.decay)
+        return None

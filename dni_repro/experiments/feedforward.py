@@ -1,4 +1,4 @@
-"""Feed-forward experiments (section 3.1, Table 1): one loop, top to bottom."""
+"""Feed-forward experiments (section 3.1, Table 1, Figs. 5, 9, 10, 12): one loop, top to bottom."""
 import math
 import signal
 import sys
@@ -13,6 +13,8 @@ from dni_repro.data import EpochSampler, load_dataset
 from dni_repro.errors import ConfigError
 from dni_repro.models.feedforward import DecoupledStack, build_network
 from dni_repro.optim import StepDecaySchedule, build_optimizer
+from dni_repro import sg_quality
+from dni_repro.update_schedule import LayerUpdateSampler
 from dni_repro.run_record import RunRecord
 from dni_repro.runtime import (
     TerminationRequest,
@@ -46,11 +48,17 @@ def run(cfg, run_dir: Path, resume: bool = False) -> dict:
         raise ConfigError(
             f"trainer.batch_size={trainer.batch_size} exceeds the {len(data.train)} training examples of {data.name}"
         )
-    net = build_network(cfg.model, cfg.interface, data.input_shape, data.num_classes).to(device)
+    net = build_network(cfg.model, cfg.interface, data.input_shape, data.num_classes, trainer.batch_size).to(device)
     optimizer = build_optimizer(cfg.optimizer, net.parameters())
     # Unseeded runs (seed=null) shuffle from torch's own random initial seed.
     sampler_seed = cfg.seed if cfg.seed is not None else torch.initial_seed()
     sampler = EpochSampler(len(data.train), trainer.batch_size, sampler_seed, device)
+    # Sparse updates / complete unlock: which layers run in each step (None: all of them).
+    update_sampler = (
+        LayerUpdateSampler(len(net.layers), cfg.interface.p_update, sampler_seed + 1)
+        if cfg.interface.p_update < 1
+        else None
+    )
 
     step, wall_time_before, wandb_id = 0, 0.0, None
     if resume:
@@ -58,6 +66,8 @@ def run(cfg, run_dir: Path, resume: bool = False) -> dict:
         net.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         sampler.load_state_dict(state["sampler"])
+        if update_sampler is not None:
+            update_sampler.load_state_dict(state["update_sampler"])
         restore_rng_state(state["rng"], device)
         step, wall_time_before, wandb_id = state["step"], state["wall_time_s"], state["wandb_id"]
 
@@ -81,6 +91,7 @@ def run(cfg, run_dir: Path, resume: bool = False) -> dict:
                 "model": net.state_dict(),
                 "optimizer": optimizer.state_dict(),
                 "sampler": sampler.state_dict(),
+                "update_sampler": update_sampler.state_dict() if update_sampler is not None else None,
                 "rng": rng_state(device),
                 "wall_time_s": wall_time_before + time.perf_counter() - started,
                 "wandb_id": wandb_sink.run_id if wandb_sink else None,
@@ -91,9 +102,12 @@ def run(cfg, run_dir: Path, resume: bool = False) -> dict:
     # Plain numbers for the loop: reading a DictConfig costs microseconds per access.
     max_steps, batch_size = trainer.max_steps, trainer.batch_size
     log_every, eval_every, checkpoint_every = trainer.log_every, trainer.eval_every, trainer.checkpoint_every
+    quality_every = trainer.sg_quality_every
     schedule = StepDecaySchedule(cfg.optimizer, max_steps)
 
     status, test_error = "failed", record.last.get("test/error", float("nan"))
+    # With complete unlock the classifier may be busy in a step; logs show its latest loss.
+    train_loss = record.last.get("train/loss")
     started = time.perf_counter()
     first_step = step
     termination = TerminationRequest().install()
@@ -108,22 +122,35 @@ def run(cfg, run_dir: Path, resume: bool = False) -> dict:
                 group["lr"] = lr
 
             indices = sampler.next_indices()
+            inputs, labels = data.train.inputs[indices], data.train.labels[indices]
+            measure_quality = quality_every > 0 and (step + 1) % quality_every == 0
+            if measure_quality:
+                true_gradients = sg_quality.true_boundary_gradients(net, inputs, labels)
+                sg_quality.arm(net)
+            # Set to None, not zero: the optimizer then leaves a layer that skipped its update untouched.
             optimizer.zero_grad(set_to_none=True)
-            loss, sg_loss = net.train_step(data.train.inputs[indices], data.train.labels[indices])
+            update_mask = update_sampler.draw() if update_sampler is not None else None
+            loss, sg_loss = net.train_step(inputs, labels, update_mask)
             optimizer.step()
             step += 1
+            if loss is not None:
+                train_loss = loss  # read (a device sync) only when logged
 
             last_step = step == max_steps
             evaluate = step % eval_every == 0 or last_step
-            if evaluate or step % log_every == 0:
-                metrics = {"samples": step * batch_size, "lr": lr, "train/loss": loss.item()}
+            if evaluate or measure_quality or step % log_every == 0:
+                metrics = {"samples": step * batch_size, "lr": lr}
+                if train_loss is not None:
+                    metrics["train/loss"] = float(train_loss)
                 if sg_loss is not None:
                     metrics["train/sg_loss"] = sg_loss.item()
+                if measure_quality:
+                    metrics.update(sg_quality.collect(net, true_gradients))
                 if evaluate:
                     test_error = test_error_percent(net, data.test.inputs, data.test.labels, trainer.eval_batch_size)
                     metrics["test/error"] = test_error
                 record.log(step, metrics)
-                if not math.isfinite(metrics["train/loss"]):
+                if not math.isfinite(metrics.get("train/loss", 0.0)):
                     status = "diverged"
                     break
             if step % checkpoint_every == 0 or last_step:

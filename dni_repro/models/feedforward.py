@@ -2,8 +2,10 @@
 
 A `DecoupledStack` holds hidden layers, one interface after each, and a linear
 classifier. Its `train_step` runs the forward pass layer by layer; each interface
-decides what crosses back (everything, nothing, or a synthetic gradient), and
-each DNI gets its regression target as soon as the layer above has produced it.
+decides what crosses back (everything, nothing, a synthetic or a stale
+gradient), and each DNI gets its regression target as soon as the layer above
+has produced it. With an update mask (sparse updates, Fig. 5 left) some layers
+run forward only in a step.
 """
 from typing import Optional
 
@@ -18,6 +20,7 @@ from dni_repro.dni import (
     CutInterface,
     GradientMessage,
     Interface,
+    StaleGradientInterface,
     build_synthetic_gradient_model,
     one_hot,
 )
@@ -56,12 +59,16 @@ def cnn_layers(input_shape: tuple[int, ...], num_classes: int, depth: int, chann
     return layers
 
 
-def build_interface(interface_cfg, activation_shape: tuple[int, ...], num_classes: int) -> Interface:
+def build_interface(
+    interface_cfg, activation_shape: tuple[int, ...], num_classes: int, batch_size: int
+) -> Interface:
     name = interface_cfg.name
     if name == InterfaceName.bprop:
         return BackpropInterface()
     if name == InterfaceName.no_bprop:
         return CutInterface()
+    if name == InterfaceName.stale:
+        return StaleGradientInterface(activation_shape, batch_size, interface_cfg.stale_decay)
     sg = interface_cfg.sg
     conditioned = name == InterfaceName.cdni
     sg_model = build_synthetic_gradient_model(
@@ -103,30 +110,41 @@ class DecoupledStack(nn.Module):
             x = layer(x)
         return x
 
-    def train_step(self, inputs: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+    def train_step(
+        self, inputs: torch.Tensor, labels: torch.Tensor, update_mask: Optional[list[bool]] = None
+    ) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
         """Forward, every backward pass and every SG regression for one batch.
 
-        Accumulates gradients into `.grad`; the caller zeroes them before and steps
-        the optimizer after. Returns (classification loss, summed SG loss or None).
+        Accumulates gradients into `.grad`; the caller zeroes them (to None) before
+        and steps the optimizer after. `update_mask[i] = False` makes layer i run
+        forward only: it gets no gradient, so the optimizer leaves it and its state
+        alone, and the SG model below it gets no target this step. Returns
+        (classification loss, summed SG loss or None).
         """
         context = one_hot(labels, self.num_classes) if self.needs_context else None
+        updates = update_mask if update_mask is not None else [True] * len(self.layers)
         awaiting_target: list[tuple[Interface, torch.Tensor]] = []
         sg_losses: list[torch.Tensor] = []
         x = inputs
         # zip stops at the last interface, i.e. below the classifier (slicing a ModuleList would build a new one).
-        for layer, interface in zip(self.layers, self.interfaces):
-            message = interface.send(layer(x), context)
+        for index, (layer, interface) in enumerate(zip(self.layers, self.interfaces)):
+            with torch.set_grad_enabled(updates[index]):
+                activation = layer(x)
+            receiver_updates = updates[index + 1]
+            message = interface.send(activation, context, expects_target=receiver_updates)
             # That send backpropagated a synthetic gradient down to the previous
             # DNI's receiver input: its bootstrapped target is ready.
             if awaiting_target and interface.wants_target:
                 sg_losses += self._deliver(awaiting_target, bootstrapped=True)
                 awaiting_target = []
             x = message.activation
-            if interface.wants_target:
+            if interface.wants_target and receiver_updates:
                 x.requires_grad_()
                 awaiting_target.append((interface, x))
-        loss = F.cross_entropy(self.layers[-1](x), labels)
-        loss.backward()
+        with torch.set_grad_enabled(updates[-1]):
+            loss = F.cross_entropy(self.layers[-1](x), labels)
+        if updates[-1]:
+            loss.backward()
         sg_losses += self._deliver(awaiting_target, bootstrapped=False)
         sg_loss = torch.stack(sg_losses).sum() if sg_losses else None
         return loss.detach(), sg_loss
@@ -137,15 +155,31 @@ class DecoupledStack(nn.Module):
         for interface, receiver_input in awaiting:
             # A cut further up can leave a receiver without any gradient: nothing to regress to.
             if receiver_input.grad is not None:
-                losses.append(interface.receive(GradientMessage(receiver_input.grad, bootstrapped)))
+                sg_loss = interface.receive(GradientMessage(receiver_input.grad, bootstrapped))
+                if sg_loss is not None:  # a stale-gradient interface learns nothing to regress
+                    losses.append(sg_loss)
         return losses
 
 
-def build_network(model_cfg, interface_cfg, input_shape: tuple[int, ...], num_classes: int) -> DecoupledStack:
+def build_network(
+    model_cfg, interface_cfg, input_shape: tuple[int, ...], num_classes: int, batch_size: int
+) -> DecoupledStack:
+    """The model of `model_cfg` with `interface_cfg`'s interface on the chosen boundaries, Bprop elsewhere."""
     if model_cfg.name == ModelName.fcn:
         layers = fcn_layers(input_shape, num_classes, model_cfg.depth, model_cfg.width)
     else:
         layers = cnn_layers(input_shape, num_classes, model_cfg.depth, model_cfg.width)
     shapes = _output_shapes(layers[:-1], input_shape)
-    interfaces = [build_interface(interface_cfg, shape, num_classes) for shape in shapes]
+    positions = interface_cfg.positions
+    interfaces = [
+        build_interface(interface_cfg, shape, num_classes, batch_size)
+        if positions is None or boundary in positions
+        else BackpropInterface()
+        for boundary, shape in enumerate(shapes, start=1)
+    ]
+    if interface_cfg.synthetic_inputs:
+        # Imported here because complete_unlock builds on DecoupledStack from this module.
+        from dni_repro.models.complete_unlock import UnlockedStack
+
+        return UnlockedStack(layers, interfaces, num_classes, input_shape, shapes, interface_cfg.input_model)
     return DecoupledStack(layers, interfaces, num_classes)
