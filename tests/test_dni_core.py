@@ -17,7 +17,7 @@ def make_net(interface: str, model: str = "fcn", depth: int = 4, **sg):
     overrides = [f"interface={interface}", f"model={model}", f"model.depth={depth}", "model.width=12", "model.sg_width=20"]
     overrides += [f"interface.sg.{key}={value}" for key, value in sg.items()]
     cfg = compose_config(overrides)
-    return build_network(cfg.model, cfg.interface, (1, 28, 28), 10)
+    return build_network(cfg.model, cfg.interface, (1, 28, 28), 10, batch_size=BATCH)
 
 
 def batch(seed: int = 0):
@@ -112,9 +112,9 @@ def record_exchanges(net: DecoupledStack):
     for interface in net.interfaces:
         original_send, original_receive = interface.send, interface.receive
 
-        def send(activation, context=None, _send=original_send, _interface=interface):
+        def send(activation, context=None, expects_target=True, _send=original_send, _interface=interface):
             log["sent"].append(activation.detach().clone())
-            message = _send(activation, context)
+            message = _send(activation, context, expects_target)
             log["predictions"].append(_interface._prediction.detach().clone())
             return message
 
