@@ -19,7 +19,7 @@ help:
 	@echo "make table1   Table 1 grid (PROFILE=quick|paper, MNIST=mnist|mnist_5k), then results/table1.md"
 	@echo "make bench    suite training step vs a minimal PyTorch loop"
 	@echo "make fig5     sparse updates and complete unlock vs p_update (results/fig5.*)"
-	@echo "make fig9     single DNI position, DNI up to depth k, cut control; SG quality (results/fig9.*, fig10.*)"
+	@echo "make fig9     single DNI position, DNI up to depth k, cut control; SG quality (results/fig9.*, fig10.png)"
 	@echo "make fig12    linear vs deeper SG models, DNI and cDNI, depths 3-6 (results/fig12.*)"
 	@echo "make stale-baseline  moving average of past gradients vs depth (results/stale_baseline.*)"
 	@echo "make deep-cdni       21-layer FCN, cDNI vs Bprop (results/deep_cdni.*)"
@@ -95,12 +95,12 @@ fig12: install
 
 stale-baseline: install
 	$(STUDY) experiment=stale_baseline model.depth=$(FCN_DEPTHS) interface.stale_decay=$(STALE_DECAYS) $(ARGS)
-	$(PY) scripts/make_ff_studies.py stale
+	$(PY) scripts/make_ff_studies.py stale-baseline
 
 deep-cdni: install
 	$(STUDY) experiment=deep_cdni $(ARGS)
 	$(STUDY) experiment=deep_bprop $(ARGS)
-	$(PY) scripts/make_ff_studies.py deep
+	$(PY) scripts/make_ff_studies.py deep-cdni
 
 ff-studies: fig5 fig9 fig12 stale-baseline deep-cdni
 

@@ -21,3 +21,19 @@ TABLE1_INTERFACES = ("no_bprop", "bprop", "dni", "cdni")
 INTERFACE_TITLES = {"no_bprop": "No Bprop", "bprop": "Bprop", "dni": "DNI", "cdni": "cDNI"}
 # Which of our datasets stand in for each column family of Table 1.
 TABLE1_FAMILIES = {"mnist": "MNIST", "mnist_5k": "MNIST", "cifar10": "CIFAR-10"}
+
+# Section 3.1 and appendix A.2: the feed-forward studies. The paper prints few of
+# these as numbers; where it only states a finding, the finding is quoted as text.
+FIG5_FINDINGS = {
+    "sparse_dni": "p_update = 0.2 still trains to about 2% error (4-layer MNIST FCN)",
+    "sparse_cdni": "cDNI trains \"perfectly\" with p_update = 0.05, only slower",
+    "unlock": "completely unlocked layers co-learn to about 2% error, slightly slower",
+}
+# Fig. 9a / A.2, 6-layer MNIST FCN: only the end points are given in the text.
+FIG9_BPROP = 1.6
+FIG9_SINGLE_DNI = {1: 1.8, 5: 3.4}
+FIG9_CUT = {1: 2.9, 5: 23.7}
+# Best error of the exponential moving average of stale gradients, by FCN depth.
+STALE_BEST = {3: 9.1, 4: 11.8, 5: 15.4, 6: 19.0}
+# "we successfully trained up to 21 layer FCNs with cDNI to 2% error (the same as with using backpropagation)"
+DEEP_CDNI = {"depth": 21, "cdni": 2.0, "bprop": 2.0}

@@ -41,6 +41,22 @@ def load_runs(root: Path, status: Optional[str] = "completed") -> list[FinishedR
     return runs
 
 
+def caption(runs: list[FinishedRun]) -> str:
+    """The labels every published number carries, as one line."""
+
+    def values(read) -> str:
+        return ", ".join(sorted({str(read(run)) for run in runs}))
+
+    return (
+        f"dataset: {values(lambda r: r.config['dataset']['name'])}; "
+        f"profile: {values(lambda r: r.summary['provenance']['profile'])}; "
+        f"steps: {values(lambda r: r.summary['steps'])}; seed: {values(lambda r: r.config['seed'])}; "
+        f"device: {values(lambda r: r.summary['provenance']['device'])}; "
+        f"date: {values(lambda r: r.summary['provenance']['date'][:10])}; "
+        f"commit: {values(lambda r: r.summary['provenance']['git_commit'])}"
+    )
+
+
 def comparison_table(runs: list[FinishedRun]) -> str:
     header = "| run | dataset | profile | steps | final test error (%) | best test error (%) | wall time (s) |"
     rows = [header, "|" + "---|" * 7]

@@ -9,7 +9,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dni_repro.paper_results import TABLE1_FAMILIES  # noqa: E402
-from dni_repro.reports import load_runs, plot_curves, table1_cells, table1_markdown  # noqa: E402
+from dni_repro.reports import caption, load_runs, plot_curves, table1_cells, table1_markdown  # noqa: E402
 
 
 def main() -> None:
@@ -33,18 +33,7 @@ def main() -> None:
                 panels.setdefault(f"{dataset} FCN, {depth} layers", []).append(group[0])
         if panels:
             shown = [run for group in panels.values() for run in group]
-
-            def values(read) -> str:
-                return ", ".join(sorted({str(read(run)) for run in shown}))
-
-            title = (
-                f"Test error (%). dataset: {values(lambda r: r.config['dataset']['name'])}; "
-                f"profile: {values(lambda r: r.summary['provenance']['profile'])}; "
-                f"steps: {values(lambda r: r.summary['steps'])}; seed: {values(lambda r: r.config['seed'])}; "
-                f"device: {values(lambda r: r.summary['provenance']['device'])}; "
-                f"date: {values(lambda r: r.summary['provenance']['date'][:10])}; "
-                f"commit: {values(lambda r: r.summary['provenance']['git_commit'])}"
-            )
+            title = f"Test error (%). {caption(shown)}"
             plot_curves(panels, args.png, title)
             print(f"wrote {args.png}")
 

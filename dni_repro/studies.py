@@ -1,0 +1,347 @@
+"""Reports for the feed-forward studies beyond Table 1 (section 3.1, appendix A.2).
+
+Each `<figure>_report(runs)` takes completed runs (see `reports.load_runs`), keeps
+the newest run of every setting, and returns the markdown and a PNG writer. The
+paper's numbers, where it prints any, sit in their own columns.
+"""
+from collections.abc import Callable
+from pathlib import Path
+
+from dni_repro import paper_results as paper
+from dni_repro.reports import FinishedRun, caption
+
+Figure = Callable[[Path], None]
+
+
+def newest_per(runs: list[FinishedRun], key: Callable[[FinishedRun], object]) -> dict:
+    """setting -> the newest run with that setting (key returns None to leave a run out)."""
+    chosen = {}
+    for run in sorted(runs, key=lambda r: r.summary["provenance"]["date"]):
+        setting = key(run)
+        if setting is not None:
+            chosen[setting] = run
+    return dict(sorted(chosen.items(), key=lambda item: str(item[0])))
+
+
+# Runs made before these options existed (Table 1's) lack the keys; these are their values.
+STUDY_DEFAULTS = {"positions": None, "p_update": 1.0, "synthetic_inputs": False, "stale_decay": None}
+
+
+def interface_of(run: FinishedRun) -> dict:
+    return {**STUDY_DEFAULTS, **run.config["interface"]}
+
+
+def error(run) -> str:
+    return f"{run.summary['test_error']:.1f}" if run is not None else "—"
+
+
+def provenance_table(described: list[tuple[str, FinishedRun]]) -> list[str]:
+    lines = ["## Provenance", "", "| setting | test error (%) | dataset | profile | steps | device | date (UTC) | commit | run folder |"]
+    lines.append("|" + "---|" * 9)
+    for setting, run in described:
+        p = run.summary["provenance"]
+        lines.append(
+            f"| {setting} | {run.summary['test_error']:.1f} | {run.config['dataset']['name']} | {p['profile']} "
+            f"| {run.summary['steps']} | {p['device']} | {p['date']} | {p['git_commit']} "
+            f"| {run.run_dir.parent.name}/{run.run_dir.name} |"
+        )
+    return lines
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(figure, png: Path, title: str) -> None:
+    figure.suptitle(title, fontsize=8)
+    figure.tight_layout(rect=(0, 0, 1, 0.93))
+    png.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(png, dpi=120)
+    _pyplot().close(figure)
+
+
+# Fig. 5: sparse updates and complete unlock
+
+
+def fig5_report(runs: list[FinishedRun]) -> tuple[str, Figure]:
+    cells = newest_per(
+        runs,
+        lambda r: (
+            "unlock" if interface_of(r)["synthetic_inputs"] else "sparse",
+            interface_of(r)["name"],
+            interface_of(r)["p_update"],
+        )
+        if interface_of(r)["name"] in ("dni", "cdni")
+        else None,
+    )
+    columns = [(mode, name) for mode in ("sparse", "unlock") for name in ("dni", "cdni")]
+    probabilities = sorted({key[2] for key in cells})
+    used = list(cells.values())
+    lines = [
+        "# Fig. 5: sparse updates (left) and complete unlock (right), 4-layer MNIST FCN",
+        "",
+        f"Final test error (%). {caption(used)}." if used else "No runs yet: `make fig5`.",
+        "",
+        "| p_update | DNI sparse | cDNI sparse | DNI complete unlock | cDNI complete unlock |",
+        "|---|---|---|---|---|",
+    ]
+    for p in probabilities:
+        lines.append(f"| {p:g} | " + " | ".join(error(cells.get((mode, name, p))) for mode, name in columns) + " |")
+    lines += ["", "Paper (Fig. 5 and section 3.1, stated as findings, no table):", ""]
+    lines += [f"- {finding}" for finding in paper.FIG5_FINDINGS.values()]
+    lines += [""] + provenance_table([(f"{mode} {name} p_update={p:g}", run) for (mode, name, p), run in cells.items()])
+
+    def plot(png: Path) -> None:
+        plt = _pyplot()
+        figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+        for name, style in (("dni", "o-"), ("cdni", "s--")):
+            points = sorted((p, run.summary["test_error"]) for (mode, n, p), run in cells.items() if mode == "sparse" and n == name)
+            if points:
+                left.plot(*zip(*points), style, label=paper.INTERFACE_TITLES[name])
+        left.set(title="sparse updates: final error vs p_update", xlabel="p_update", ylabel="test error (%)", yscale="log")
+        for (mode, name, p), run in cells.items():
+            if mode == "unlock":
+                right.plot(*run.curve(), "-" if name == "dni" else "--", label=f"{paper.INTERFACE_TITLES[name]} p={p:g}")
+        right.set(title="complete unlock: test error vs step", xlabel="step", yscale="log")
+        for axis in (left, right):
+            axis.grid(True, which="both", alpha=0.3)
+            if axis.get_legend_handles_labels()[0]:
+                axis.legend(fontsize=8)
+        _save(figure, png, caption(used))
+
+    return "\n".join(lines) + "\n", plot
+
+
+# Fig. 9 and 10: DNI at chosen positions of a 6-layer FCN, and SG quality
+
+
+def _fig9_setting(run: FinishedRun):
+    interface, depth = interface_of(run), run.config["model"]["depth"]
+    if depth != 6:
+        return None
+    positions = interface["positions"]
+    if interface["name"] == "bprop":
+        return ("bprop", ())
+    if positions is None:
+        positions = list(range(1, depth))
+    return (interface["name"], tuple(positions))
+
+
+def fig9_report(runs: list[FinishedRun]) -> tuple[str, Figure, Figure]:
+    cells = newest_per(runs, _fig9_setting)
+    bprop = cells.get(("bprop", ()))
+    single = {k: cells.get(("dni", (k,))) for k in range(1, 6)}
+    cut = {k: cells.get(("no_bprop", (k,))) for k in range(1, 6)}
+    up_to = {k: cells.get(("dni", tuple(range(1, k + 1)))) for k in range(1, 6)}
+    used = list(cells.values())
+    lines = [
+        "# Fig. 9: a 6-layer MNIST FCN with DNI at chosen boundaries",
+        "",
+        f"Final test error (%). {caption(used)}." if used else "No runs yet: `make fig9`.",
+        f"Bprop everywhere: {error(bprop)} reproduced, {paper.FIG9_BPROP} paper.",
+        "",
+        "## (a) One boundary decoupled, after layer k",
+        "",
+        "| k | single DNI | single DNI paper | cut, no DNI | cut paper |",
+        "|---|---|---|---|---|",
+    ]
+    for k in range(1, 6):
+        lines.append(
+            f"| {k} | {error(single[k])} | {paper.FIG9_SINGLE_DNI.get(k, '—')} | {error(cut[k])} "
+            f"| {paper.FIG9_CUT.get(k, '—')} |"
+        )
+    lines += ["", "## (b) DNI on every boundary up to k, Bprop above", "", "| k | DNI up to k |", "|---|---|"]
+    lines += [f"| {k} | {error(up_to[k])} |" for k in range(1, 6)]
+    lines += [
+        "",
+        "The paper gives only the end points of (a) in the text (A.2) and no numbers for (b).",
+        "",
+        "## Fig. 10: single-DNI synthetic gradient against the true gradient",
+        "",
+        "Mean over the last five measurements of each run (the curves are in `fig10.png`).",
+        "",
+        "| k | L2 distance | cosine similarity | sign error |",
+        "|---|---|---|---|",
+    ]
+    quality_key = "sg_quality/boundary{k}/true_{metric}"
+    for k, run in single.items():
+        if run is None:
+            continue
+        values = []
+        for metric in ("l2", "cosine", "sign_error"):
+            _, series = run.curve(quality_key.format(k=k, metric=metric))
+            tail = series[-5:]
+            values.append(f"{sum(tail) / len(tail):.3g}" if tail else "—")
+        lines.append(f"| {k} | " + " | ".join(values) + " |")
+    lines += [""] + provenance_table(
+        [(f"{name} positions={list(positions) or 'none'}", run) for (name, positions), run in cells.items()]
+    )
+
+    def plot_fig9(png: Path) -> None:
+        plt = _pyplot()
+        figure, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+        panels = (
+            (axes[0], "(a) one boundary decoupled after layer k", {"single DNI": single, "cut, no DNI": cut}),
+            (axes[1], "(b) DNI on every boundary up to k", {"DNI up to k": up_to}),
+        )
+        for axis, title, series in panels:
+            for label, runs_by_k in series.items():
+                points = [(k, run.summary["test_error"]) for k, run in runs_by_k.items() if run is not None]
+                if points:
+                    axis.plot(*zip(*points), "o-", label=label)
+            if bprop is not None:
+                axis.axhline(bprop.summary["test_error"], color="grey", linestyle=":", label="Bprop")
+            axis.set(title=title, xlabel="k", yscale="log")
+            axis.grid(True, which="both", alpha=0.3)
+            if axis.get_legend_handles_labels()[0]:
+                axis.legend(fontsize=8)
+        axes[0].set_ylabel("final test error (%)")
+        _save(figure, png, caption(used))
+
+    def plot_fig10(png: Path) -> None:
+        plt = _pyplot()
+        figure, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+        for axis, metric, title in zip(axes, ("l2", "cosine", "sign_error"), ("L2 distance", "cosine similarity", "sign error")):
+            for k, run in single.items():
+                if run is not None:
+                    axis.plot(*run.curve(quality_key.format(k=k, metric=metric)), label=f"DNI after layer {k}")
+            axis.set(title=f"{title} to the true gradient", xlabel="step")
+            axis.grid(True, alpha=0.3)
+        if axes[0].get_legend_handles_labels()[0]:
+            axes[0].legend(fontsize=8)
+        _save(figure, png, caption([run for run in single.values() if run is not None]))
+
+    return "\n".join(lines) + "\n", plot_fig9, plot_fig10
+
+
+# Fig. 12: linear vs deeper SG models
+
+
+def fig12_report(runs: list[FinishedRun]) -> tuple[str, Figure]:
+    cells = newest_per(
+        runs,
+        lambda r: (interface_of(r)["name"], interface_of(r)["sg"]["hidden_layers"], r.config["model"]["depth"])
+        if interface_of(r)["name"] in ("dni", "cdni")
+        and r.config["model"]["name"] == "fcn"
+        and interface_of(r)["positions"] is None
+        and interface_of(r)["p_update"] == 1
+        and not interface_of(r)["synthetic_inputs"]
+        else None,
+    )
+    columns = [(name, layers) for name in ("dni", "cdni") for layers in sorted({k[1] for k in cells if k[0] == name})]
+    used = list(cells.values())
+    titles = {(name, layers): f"{paper.INTERFACE_TITLES[name]}, {'linear' if layers == 0 else f'{layers} hidden'} SG"
+              for name, layers in columns}
+    lines = [
+        "# Fig. 12: linear synthetic-gradient models beside deeper ones, MNIST FCNs",
+        "",
+        f"Final test error (%). {caption(used)}." if used else "No runs yet: `make fig12`.",
+        "",
+        "| layers | " + " | ".join(titles[c] for c in columns) + " | DNI paper (Table 1, 2 hidden) | cDNI paper (Table 1, linear) |",
+        "|---|" + "---|" * (len(columns) + 2),
+    ]
+    for depth in range(3, 7):
+        paper_row = paper.TABLE1[("MNIST", "fcn", depth)]
+        lines.append(
+            f"| {depth} | " + " | ".join(error(cells.get((*c, depth))) for c in columns)
+            + f" | {paper_row['dni']} | {paper_row['cdni']} |"
+        )
+    lines += ["", "Fig. 12 itself prints no numbers; the paper columns are Table 1's architectures (A.1)."]
+    lines += [""] + provenance_table([(f"{titles[(n, l)]}, {d} layers", run) for (n, l, d), run in cells.items()])
+
+    def plot(png: Path) -> None:
+        plt = _pyplot()
+        figure, axis = plt.subplots(figsize=(6, 4))
+        for column in columns:
+            points = [(d, cells[(*column, d)].summary["test_error"]) for d in range(3, 7) if (*column, d) in cells]
+            axis.plot(*zip(*points), "o-" if column[1] == 0 else "s--", label=titles[column])
+        axis.set(xlabel="layers", ylabel="final test error (%)", yscale="log", xticks=range(3, 7))
+        axis.grid(True, which="both", alpha=0.3)
+        axis.legend(fontsize=8)
+        _save(figure, png, caption(used))
+
+    return "\n".join(lines) + "\n", plot
+
+
+# Section 3.1's stale-gradient baseline
+
+
+def stale_report(runs: list[FinishedRun]) -> tuple[str, Figure]:
+    cells = newest_per(
+        runs,
+        lambda r: (r.config["model"]["depth"], interface_of(r)["stale_decay"]) if interface_of(r)["name"] == "stale" else None,
+    )
+    depths = sorted({depth for depth, _ in cells})
+    decays = sorted({decay for _, decay in cells})
+    used = list(cells.values())
+    lines = [
+        "# Section 3.1: moving average of stale gradients instead of synthetic gradients, MNIST FCNs",
+        "",
+        f"Final test error (%). {caption(used)}." if used else "No runs yet: `make stale-baseline`.",
+        "",
+        "| layers | " + " | ".join(f"decay {d:g}" for d in decays) + " | best reproduced | best paper |",
+        "|---|" + "---|" * (len(decays) + 2),
+    ]
+    for depth in depths:
+        row = [cells.get((depth, decay)) for decay in decays]
+        best = min((run.summary["test_error"] for run in row if run is not None), default=None)
+        lines.append(
+            f"| {depth} | " + " | ".join(error(run) for run in row)
+            + f" | {'—' if best is None else f'{best:.1f}'} | {paper.STALE_BEST.get(depth, '—')} |"
+        )
+    lines += ["", "Paper: \"marginally better than using zero gradients (no backpropagation)\"; Table 1 has No Bprop beside it."]
+    lines += [""] + provenance_table([(f"{depth} layers, decay {decay:g}", run) for (depth, decay), run in cells.items()])
+
+    def plot(png: Path) -> None:
+        plt = _pyplot()
+        figure, axis = plt.subplots(figsize=(6, 4))
+        for depth in depths:
+            points = [(i, cells[(depth, d)].summary["test_error"]) for i, d in enumerate(decays) if (depth, d) in cells]
+            axis.plot(*zip(*points), "o-", label=f"{depth} layers")
+        axis.set(xlabel="decay", ylabel="final test error (%)", xticks=range(len(decays)))
+        axis.set_xticklabels([f"{d:g}" for d in decays])
+        axis.grid(True, alpha=0.3)
+        axis.legend(fontsize=8)
+        _save(figure, png, caption(used))
+
+    return "\n".join(lines) + "\n", plot
+
+
+# Section 3.1: a 21-layer cDNI FCN
+
+
+def deep_report(runs: list[FinishedRun]) -> tuple[str, Figure]:
+    cells = newest_per(
+        runs,
+        lambda r: (interface_of(r)["name"], r.config["model"]["depth"]) if r.config["model"]["depth"] >= 10 else None,
+    )
+    used = list(cells.values())
+    lines = [
+        "# Section 3.1: deep MNIST FCNs trained with cDNI",
+        "",
+        f"Final test error (%). {caption(used)}." if used else "No runs yet: `make deep-cdni`.",
+        "",
+        "| layers | interface | reproduced | paper |",
+        "|---|---|---|---|",
+    ]
+    for (name, depth), run in cells.items():
+        reference = paper.DEEP_CDNI.get(name, "—") if depth == paper.DEEP_CDNI["depth"] else "—"
+        lines.append(f"| {depth} | {paper.INTERFACE_TITLES.get(name, name)} | {error(run)} | {reference} |")
+    lines += [""] + provenance_table([(f"{name}, {depth} layers", run) for (name, depth), run in cells.items()])
+
+    def plot(png: Path) -> None:
+        plt = _pyplot()
+        figure, axis = plt.subplots(figsize=(6, 4))
+        for (name, depth), run in cells.items():
+            axis.plot(*run.curve(), label=f"{paper.INTERFACE_TITLES.get(name, name)}, {depth} layers")
+        axis.set(xlabel="step", ylabel="test error (%)", yscale="log")
+        axis.grid(True, which="both", alpha=0.3)
+        axis.legend(fontsize=8)
+        _save(figure, png, caption(used))
+
+    return "\n".join(lines) + "\n", plot
