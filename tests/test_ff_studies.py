@@ -3,18 +3,20 @@ unlock, DNI positions, SG quality, the stale-gradient baseline."""
 import copy
 import json
 import re
+import subprocess
+import sys
 
 import pytest
 import torch
 
-from dni_repro.config import validate
+from dni_repro.config import REPO_ROOT, validate
 from dni_repro.dni import DNI, BackpropInterface, GradientMessage, StaleGradientInterface
 from dni_repro.errors import ConfigError
 from dni_repro.models.complete_unlock import UnlockedStack
 from dni_repro.models.feedforward import build_network
 from dni_repro.sg_quality import agreement, true_boundary_gradients
 from dni_repro.update_schedule import LayerUpdateSampler
-from tests.conftest import compose_config, run_in_process
+from tests.conftest import CLI_ENV, compose_config, run_in_process
 from tests.test_dni_core import batch, layer_parameters, make_net, randomise_sg_outputs, true_hidden_gradients
 
 
@@ -331,3 +333,37 @@ def test_stale_decay_zero_replays_the_previous_batch_gradient():
 def test_impossible_study_settings_are_rejected(overrides, expected):
     with pytest.raises(ConfigError, match=re.escape(expected)):
         validate(compose_config(overrides))
+
+
+# Reports (make fig5 / fig9 / ...)
+
+
+def study_script(args: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "scripts/make_ff_studies.py", *args], cwd=REPO_ROOT, env=CLI_ENV, capture_output=True, text=True
+    )
+
+
+def test_fig9_report_tabulates_positions_and_plots_sg_quality(tmp_path):
+    logs = tmp_path / "logs"
+    six = ["model.depth=6", "model.width=16", "model.sg_width=16"]
+    run_in_process(["experiment=fig9_bprop", "dataset=mnist_5k", *six], logs / "bprop")
+    for k in (1, 5):
+        run_in_process(["experiment=fig9_dni", "dataset=mnist_5k", f"interface.positions=[{k}]",
+                        "trainer.sg_quality_every=2", *six], logs / f"dni{k}")
+        run_in_process(["experiment=fig9_cut", "dataset=mnist_5k", f"interface.positions=[{k}]", *six], logs / f"cut{k}")
+    result = study_script(["fig9", "--logs", str(logs), "--out-dir", str(tmp_path / "results")])
+    assert result.returncode == 0, result.stderr
+    markdown = (tmp_path / "results" / "fig9.md").read_text()
+    summary = json.loads((logs / "dni5" / "summary.json").read_text())
+    assert f"| 5 | {summary['test_error']:.1f} | 3.4 |" in markdown  # ours beside the paper's end point
+    assert "| 2 | — | — | — | — |" in markdown  # a position not run stays empty
+    assert "| smoke |" in markdown and summary["provenance"]["git_commit"] in markdown
+    for png in ("fig9.png", "fig10.png"):
+        assert (tmp_path / "results" / png).stat().st_size > 10_000
+
+
+def test_study_report_without_runs_says_what_to_run(tmp_path):
+    result = study_script(["stale-baseline", "--logs", str(tmp_path / "nothing"), "--out-dir", str(tmp_path)])
+    assert result.returncode == 1
+    assert "make stale-baseline" in result.stderr and not list(tmp_path.iterdir())
