@@ -90,6 +90,7 @@ class WandbSink:
         run.define_metric("train/*", step_metric="step")
         run.define_metric("lr", step_metric="step")
         run.define_metric("test/error", step_metric="step", summary="min")
+        run.define_metric("sg_quality/*", step_metric="step")
         return cls(run)
 
     def log(self, step: int, metrics: dict) -> None:
