@@ -226,7 +226,7 @@ def fig9_report(runs: list[FinishedRun]) -> tuple[str, Figure, Figure]:
                     axis.plot(*zip(*points), "o-", label=label)
             if bprop is not None:
                 axis.axhline(bprop.summary["test_error"], color="grey", linestyle=":", label="Bprop")
-            axis.set(title=title, xlabel="k")
+            axis.set(title=title, xlabel="k", xticks=range(1, 6))
             _plain_log_ticks(axis)
             axis.grid(True, which="both", alpha=0.3)
             if axis.get_legend_handles_labels()[0]:
@@ -254,6 +254,9 @@ def fig9_report(runs: list[FinishedRun]) -> tuple[str, Figure, Figure]:
 
 
 def fig12_report(runs: list[FinishedRun]) -> tuple[str, Figure]:
+    # One seed per cell: Table 1's folders hold several, so keep the lowest seed present.
+    seeds = [run.config["seed"] for run in runs if run.config["seed"] is not None]
+    runs = [run for run in runs if not seeds or run.config["seed"] == min(seeds)]
     cells = newest_per(
         runs,
         lambda r: (interface_of(r)["name"], interface_of(r)["sg"]["hidden_layers"], r.config["model"]["depth"])
@@ -350,7 +353,9 @@ def stale_report(runs: list[FinishedRun]) -> tuple[str, Figure]:
 def deep_report(runs: list[FinishedRun]) -> tuple[str, Figure]:
     cells = newest_per(
         runs,
-        lambda r: (interface_of(r)["name"], r.config["model"]["depth"]) if r.config["model"]["depth"] >= 10 else None,
+        lambda r: (interface_of(r)["name"], r.config["model"]["depth"], r.summary["steps"])
+        if r.config["model"]["depth"] >= 10
+        else None,
     )
     used = list(cells.values())
     lines = [
@@ -358,19 +363,21 @@ def deep_report(runs: list[FinishedRun]) -> tuple[str, Figure]:
         "",
         f"Final test error (%). {caption(used)}." if used else "No runs yet: `make deep-cdni`.",
         "",
-        "| layers | interface | reproduced | paper |",
-        "|---|---|---|---|",
+        "| layers | interface | steps | reproduced | paper (500k steps) |",
+        "|---|---|---|---|---|",
     ]
-    for (name, depth), run in cells.items():
+    for (name, depth, steps), run in cells.items():
         reference = paper.DEEP_CDNI.get(name, "—") if depth == paper.DEEP_CDNI["depth"] else "—"
-        lines.append(f"| {depth} | {paper.INTERFACE_TITLES.get(name, name)} | {error(run)} | {reference} |")
-    lines += [""] + provenance_table([(f"{name}, {depth} layers", run) for (name, depth), run in cells.items()])
+        lines.append(f"| {depth} | {paper.INTERFACE_TITLES.get(name, name)} | {steps:,} | {error(run)} | {reference} |")
+    lines += [""] + provenance_table(
+        [(f"{name}, {depth} layers, {steps} steps", run) for (name, depth, steps), run in cells.items()]
+    )
 
     def plot(png: Path) -> None:
         plt = _pyplot()
         figure, axis = plt.subplots(figsize=(6, 4))
-        for (name, depth), run in cells.items():
-            axis.plot(*run.curve(), label=f"{paper.INTERFACE_TITLES.get(name, name)}, {depth} layers")
+        for (name, depth, steps), run in cells.items():
+            axis.plot(*run.curve(), label=f"{paper.INTERFACE_TITLES.get(name, name)}, {depth} layers, {steps:,} steps")
         axis.set(xlabel="step", ylabel="test error (%)")
         _plain_log_ticks(axis)
         axis.grid(True, which="both", alpha=0.3)
