@@ -353,7 +353,7 @@ def stale_report(runs: list[FinishedRun]) -> tuple[str, Figure]:
 def deep_report(runs: list[FinishedRun]) -> tuple[str, Figure]:
     cells = newest_per(
         runs,
-        lambda r: (interface_of(r)["name"], r.config["model"]["depth"], r.summary["steps"])
+        lambda r: (interface_of(r)["name"], r.config["model"]["depth"], r.summary["steps"], r.config["optimizer"]["lr"])
         if r.config["model"]["depth"] >= 10
         else None,
     )
@@ -363,21 +363,24 @@ def deep_report(runs: list[FinishedRun]) -> tuple[str, Figure]:
         "",
         f"Final test error (%). {caption(used)}." if used else "No runs yet: `make deep-cdni`.",
         "",
-        "| layers | interface | steps | reproduced | paper (500k steps) |",
-        "|---|---|---|---|---|",
+        "| layers | interface | steps | Adam lr | reproduced | paper (500k steps, lr 3e-5) |",
+        "|---|---|---|---|---|---|",
     ]
-    for (name, depth, steps), run in cells.items():
+    for (name, depth, steps, lr), run in cells.items():
         reference = paper.DEEP_CDNI.get(name, "—") if depth == paper.DEEP_CDNI["depth"] else "—"
-        lines.append(f"| {depth} | {paper.INTERFACE_TITLES.get(name, name)} | {steps:,} | {error(run)} | {reference} |")
+        lines.append(
+            f"| {depth} | {paper.INTERFACE_TITLES.get(name, name)} | {steps:,} | {lr:g} | {error(run)} | {reference} |"
+        )
     lines += [""] + provenance_table(
-        [(f"{name}, {depth} layers, {steps} steps", run) for (name, depth, steps), run in cells.items()]
+        [(f"{name}, {depth} layers, {steps} steps, lr {lr:g}", run) for (name, depth, steps, lr), run in cells.items()]
     )
 
     def plot(png: Path) -> None:
         plt = _pyplot()
         figure, axis = plt.subplots(figsize=(6, 4))
-        for (name, depth, steps), run in cells.items():
-            axis.plot(*run.curve(), label=f"{paper.INTERFACE_TITLES.get(name, name)}, {depth} layers, {steps:,} steps")
+        for (name, depth, steps, lr), run in cells.items():
+            label = f"{paper.INTERFACE_TITLES.get(name, name)}, {depth} layers, {steps:,} steps, lr {lr:g}"
+            axis.plot(*run.curve(), label=label)
         axis.set(xlabel="step", ylabel="test error (%)")
         _plain_log_ticks(axis)
         axis.grid(True, which="both", alpha=0.3)
