@@ -26,12 +26,18 @@ RUN_ID_VARIABLE = "DNI_REPRO_RUN_ID"
 
 
 class Task(str, Enum):
-    feedforward = "feedforward"
+    feedforward = "feedforward"  # section 3.1: classifiers with DNIs between layers
+    copy = "copy"  # section 3.2: Copy and Repeat Copy with a curriculum
+    language_model = "language_model"  # section 3.2: character-level language modelling
+
+
+RECURRENT_TASKS = (Task.copy, Task.language_model)
 
 
 class ModelName(str, Enum):
     fcn = "fcn"
     cnn = "cnn"
+    lstm = "lstm"
 
 
 class InterfaceName(str, Enum):
@@ -40,6 +46,12 @@ class InterfaceName(str, Enum):
     dni = "dni"
     cdni = "cdni"
     stale = "stale"  # moving average of past gradients, the baseline of section 3.1
+    bptt = "bptt"  # recurrent: truncated BPTT, zero gradient at each truncation boundary
+    dni_aux = "dni_aux"  # recurrent: dni plus the future-SG auxiliary task (Fig. 3b)
+
+
+# The recurrent tasks' interfaces (`dni` is shared with the feed-forward task).
+RECURRENT_INTERFACES = (InterfaceName.bptt, InterfaceName.dni, InterfaceName.dni_aux)
 
 
 # Interfaces that emit a gradient of their own instead of passing the true one.
@@ -71,8 +83,12 @@ class ModelConfig:
     depth: int = MISSING
     # Units per FCN hidden layer, or filters per CNN layer.
     width: int = MISSING
-    # Default hidden width of the SG models on this model's activations (A.1).
+    # Default hidden width of the SG models on this model's activations (A.1, A.3).
     sg_width: int = MISSING
+    # Default hidden layers of interface=dni's SG models: two for the feed-forward nets (A.1), one for the LSTM (A.3).
+    sg_hidden_layers: int = MISSING
+    # LSTM only: the diagonal peephole connections of Graves (2013).
+    peepholes: bool = True
 
 
 @dataclass
@@ -81,18 +97,41 @@ class ModelWidths:
     cnn: int = MISSING
     fcn_sg: int = MISSING
     cnn_sg: int = MISSING
+    lstm: int = MISSING
+
+
+@dataclass
+class CopyTaskConfig:
+    """Copy / Repeat Copy episodes and their curriculum (section 3.2, A.3)."""
+
+    repeat: bool = False  # Repeat Copy: the sequence is written R times
+    alphabet: int = 8  # distinct data symbols
+    max_repeats: int = 64  # largest R the input vocabulary can express
+    start_length: int = 1  # N at the first level
+    start_repeats: int = 1  # R at the first level (Repeat Copy)
+    # The level goes up once the running average error falls below this many bits per output step.
+    threshold_bits: float = 0.15
+    # Training steps (chunks) in that running average; it restarts at every new level.
+    window_steps: int = 50
 
 
 @dataclass
 class DatasetConfig:
+    # Which experiment module trains on this dataset.
+    task: Task = MISSING
     name: str = MISSING
     # Folder holding the dataset's standard files; null means `${paths.data_dir}/<name>`.
     root: Optional[str] = MISSING
     download: bool = MISSING
-    input_shape: list[int] = MISSING  # (channels, height, width) for images, (features,) for vectors
-    num_classes: int = MISSING
-    # Paper widths for this dataset (A.1): the model group reads them by default.
+    # Feed-forward datasets: (channels, height, width) for images, (features,) for vectors; [] for sequences.
+    input_shape: list[int] = field(default_factory=list)
+    num_classes: Optional[int] = None  # feed-forward datasets; sequence vocabularies come from the data
+    # Paper widths for this dataset (A.1, A.3): the model group reads them by default.
     model_widths: ModelWidths = field(default_factory=ModelWidths)
+    copy_task: CopyTaskConfig = field(default_factory=CopyTaskConfig)
+    # dataset=text: the UTF-8 file to model, and its train/valid/test fractions (in file order).
+    path: Optional[str] = None
+    split: list[float] = field(default_factory=lambda: [0.9, 0.05, 0.05])
 
 
 @dataclass
@@ -126,6 +165,10 @@ class InterfaceConfig:
     input_model: SyntheticInputConfig = field(default_factory=SyntheticInputConfig)
     # interface=stale: weight of the old average in the moving average of gradients.
     stale_decay: float = 0.9
+    # Recurrent dni/dni_aux: the factor applied to the synthetic gradient where it is consumed (A.3).
+    sg_scale: float = 0.1
+    # Recurrent dni/dni_aux: let the SG regression loss reach the LSTM core (A.3 searched over this).
+    sg_loss_into_core: bool = False
 
 
 @dataclass
@@ -153,6 +196,10 @@ class TrainerConfig:
     # Every this many steps, also measure the true backprop gradient at each
     # interface and log how far the synthetic gradient is from it (Fig. 10). 0: off.
     sg_quality_every: int = 0
+    # Recurrent tasks: truncated BPTT unroll length T (one training step = T time steps).
+    bptt_length: int = 5
+    # Language modelling: stop after this many validations without a new best (0: never stop early).
+    early_stopping_patience: int = 0
 
 
 @dataclass
@@ -258,12 +305,74 @@ def validate(cfg: Any) -> None:
     _require(sg.hidden_width >= 1, f"interface.sg.hidden_width must be >= 1, got {sg.hidden_width}")
     _require(sg.kernel_size >= 1 and sg.kernel_size % 2 == 1, f"interface.sg.kernel_size must be odd to keep resolution, got {sg.kernel_size}")
     _require(cfg.interface.sg_loss_weight >= 0, f"interface.sg_loss_weight must be >= 0, got {cfg.interface.sg_loss_weight}")
+    _require(
+        cfg.task == cfg.dataset.task,
+        f"task={cfg.task.value} but dataset={cfg.dataset.name} belongs to task={cfg.dataset.task.value}; "
+        "the dataset picks the task, so leave `task` unset",
+    )
+    if cfg.task in RECURRENT_TASKS:
+        _validate_recurrent(cfg)
+        return
+    _require(
+        cfg.model.name != ModelName.lstm and cfg.interface.name not in (InterfaceName.bptt, InterfaceName.dni_aux),
+        f"model={cfg.model.name.value} interface={cfg.interface.name.value} belong to the recurrent tasks; "
+        "pick a sequence dataset (copy, repeat_copy, ptb_char, text) or model=fcn|cnn with bprop|no_bprop|dni|cdni|stale",
+    )
+    _require(
+        len(cfg.dataset.input_shape) > 0 and cfg.dataset.num_classes is not None and cfg.dataset.num_classes >= 2,
+        f"dataset {cfg.dataset.name} needs input_shape and num_classes >= 2 for a feed-forward task",
+    )
+    _require(
+        cfg.interface.sg_scale == InterfaceConfig.sg_scale and not cfg.interface.sg_loss_into_core,
+        "interface.sg_scale and interface.sg_loss_into_core apply to the recurrent tasks only; "
+        "remove them or pick a sequence dataset",
+    )
     _validate_decoupling(cfg)
     _require(
         cfg.model.name != ModelName.cnn or len(cfg.dataset.input_shape) == 3,
         f"model=cnn needs an image dataset, but {cfg.dataset.name} has input shape "
         f"{list(cfg.dataset.input_shape)}; use model=fcn",
     )
+
+
+def _validate_recurrent(cfg: Any) -> None:
+    """Copy, Repeat Copy and language modelling (section 3.2, issue #4)."""
+    interface, trainer, dataset = cfg.interface, cfg.trainer, cfg.dataset
+    _require(
+        cfg.model.name == ModelName.lstm,
+        f"dataset={dataset.name} is a sequence task: use model=lstm (got model={cfg.model.name.value})",
+    )
+    _require(
+        interface.name in RECURRENT_INTERFACES,
+        f"interface={interface.name.value} is not a recurrent interface; use interface=bptt, dni or dni_aux",
+    )
+    _require(
+        interface.positions is None and interface.p_update == 1 and not interface.synthetic_inputs
+        and trainer.sg_quality_every == 0,
+        "interface.positions, p_update, synthetic_inputs and trainer.sg_quality_every are feed-forward options; "
+        "remove them for a sequence dataset",
+    )
+    _require(interface.sg_scale >= 0, f"interface.sg_scale must be >= 0, got {interface.sg_scale}")
+    _require(trainer.bptt_length >= 1, f"trainer.bptt_length must be >= 1, got {trainer.bptt_length}")
+    _require(
+        trainer.early_stopping_patience >= 0,
+        f"trainer.early_stopping_patience must be >= 0 (0: off), got {trainer.early_stopping_patience}",
+    )
+    if cfg.task == Task.copy:
+        copy = dataset.copy_task
+        for key in ("alphabet", "max_repeats", "start_length", "start_repeats", "window_steps"):
+            _require(copy[key] >= 1, f"dataset.copy_task.{key} must be >= 1, got {copy[key]}")
+        _require(
+            copy.start_repeats <= copy.max_repeats,
+            f"dataset.copy_task.start_repeats={copy.start_repeats} exceeds dataset.copy_task.max_repeats={copy.max_repeats}",
+        )
+        _require(copy.threshold_bits > 0, f"dataset.copy_task.threshold_bits must be > 0, got {copy.threshold_bits}")
+    else:
+        split = list(dataset.split)
+        _require(
+            len(split) == 3 and all(f > 0 for f in split) and abs(sum(split) - 1) < 1e-6,
+            f"dataset.split holds three positive train/valid/test fractions summing to 1, got {split}",
+        )
 
 
 

@@ -22,13 +22,17 @@ def run_provenance(cfg) -> dict:
 def run_labels(cfg) -> dict:
     """W&B group, run name and tags; the tags let a workspace rebuild the paper's tables."""
     interface, model = cfg.interface.name.value, cfg.model.name.value
+    if cfg.model.name.value == "lstm":  # recurrent tasks: the unroll length T is what tables compare
+        shape, shape_tag = f"lstm{cfg.model.width}-T{cfg.trainer.bptt_length}", f"T:{cfg.trainer.bptt_length}"
+    else:
+        shape, shape_tag = f"{model}{cfg.model.depth}", f"depth:{cfg.model.depth}"
     return {
         "group": cfg.experiment_name,
-        "name": f"{interface}-{model}{cfg.model.depth}-{cfg.dataset.name}-{cfg.trainer.profile}-seed{cfg.seed}",
+        "name": f"{interface}-{shape}-{cfg.dataset.name}-{cfg.trainer.profile}-seed{cfg.seed}",
         "tags": [
             f"interface:{interface}",
             f"model:{model}",
-            f"depth:{cfg.model.depth}",
+            shape_tag,
             f"dataset:{cfg.dataset.name}",
             f"profile:{cfg.trainer.profile}",
         ],

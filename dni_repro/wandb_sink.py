@@ -90,6 +90,10 @@ class WandbSink:
         run.define_metric("train/*", step_metric="step")
         run.define_metric("lr", step_metric="step")
         run.define_metric("test/error", step_metric="step", summary="min")
+        run.define_metric("test/bpc", step_metric="step", summary="min")
+        run.define_metric("valid/bpc", step_metric="step", summary="min")
+        run.define_metric("curriculum/*", step_metric="step", summary="max")
+        run.define_metric("time/*", step_metric="step")
         run.define_metric("sg_quality/*", step_metric="step")
         return cls(run)
 

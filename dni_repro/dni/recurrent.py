@@ -1,0 +1,194 @@
+"""Truncated BPTT over an endless stream, with a DNI bridging each truncation boundary (section 2.2, Fig. 4).
+
+One call of `RecurrentNetwork.train_chunk` processes the next T steps of every
+stream in the batch and leaves the gradients in `.grad` for the optimizer:
+
+* `bptt`: the gradient at the chunk's end is zero (ordinary truncated BPTT).
+* `dni`: the chunk's end receives sg_scale * M(h_T), the synthetic gradient for
+  the LSTM output and cell state, and the chunk's backward pass yields the true
+  gradient at its start. That gradient is the regression target of M at the
+  previous boundary (the bootstrapped target of Fig. 4); the scaled SG it
+  contains is the one the model really consumed, and M itself predicts the
+  unscaled gradient.
+* `dni_aux`: `dni` plus the future-SG auxiliary task of Fig. 3(b): an extra head
+  reads the LSTM output at the previous boundary and predicts M(h_T), the
+  synthetic gradient T steps ahead.
+
+The SG regression and the auxiliary loss are evaluated at the previous chunk's
+last core, which is recomputed from its saved input (the "T + 1 cores" of
+Fig. 4) whenever a loss must reach the LSTM through it: always for the
+auxiliary task, and for the SG regression when `loss_into_core` is set.
+Everything else keeps the chunk's own gradient at the chunk: the start state is
+detached, so nothing older than T + 1 steps is held in memory.
+"""
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dni_repro.config import RECURRENT_INTERFACES, InterfaceName
+from dni_repro.models.lstm import LSTMCore
+
+
+
+class RecurrentSyntheticGradient(nn.Module):
+    """M(h) -> (dL/dh, dL/dc): [linear, ReLU] x hidden_layers, then a zero-initialised linear layer (A.3)."""
+
+    def __init__(self, units: int, hidden_layers: int, hidden_width: int):
+        super().__init__()
+        layers: list[nn.Module] = []
+        width_in = units
+        for _ in range(hidden_layers):
+            layers += [nn.Linear(width_in, hidden_width), nn.ReLU()]
+            width_in = hidden_width
+        self.hidden = nn.Sequential(*layers)
+        # Weight and bias at zero: a fresh model emits exactly zero gradient. Nothing follows this layer.
+        self.output = nn.Linear(width_in, 2 * units)
+        nn.init.zeros_(self.output.weight)
+        nn.init.zeros_(self.output.bias)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.output(self.hidden(h))
+
+
+@dataclass
+class StreamState:
+    """What one chunk hands to the next, all detached from any graph.
+
+    (h, c) is the state after the last step; `last_symbols` and (h_before,
+    c_before) are the input and start state of that last step, kept so the
+    next chunk can recompute its core.
+    """
+
+    h: torch.Tensor
+    c: torch.Tensor
+    last_symbols: Optional[torch.Tensor] = None
+    h_before: Optional[torch.Tensor] = None
+    c_before: Optional[torch.Tensor] = None
+
+    def state_dict(self) -> dict:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_state_dict(cls, state: dict, device: torch.device) -> "StreamState":
+        return cls(**{k: (v.to(device) if v is not None else None) for k, v in state.items()})
+
+
+@dataclass
+class ChunkResult:
+    loss_sum: torch.Tensor  # summed cross-entropy (nats) over the weighted steps
+    loss_count: torch.Tensor  # how many steps that sum covers
+    sg_loss: Optional[torch.Tensor] = None
+    aux_loss: Optional[torch.Tensor] = None
+
+
+class RecurrentNetwork(nn.Module):
+    """LSTM core, linear readout, and for dni/dni_aux the SG model (and aux head) on the LSTM output."""
+
+    def __init__(
+        self,
+        input_vocab: int,
+        output_vocab: int,
+        units: int,
+        interface: InterfaceName,
+        peepholes: bool = True,
+        sg_hidden_layers: int = 1,
+        sg_hidden_width: Optional[int] = None,
+        sg_scale: float = 0.1,
+        sg_loss_into_core: bool = False,
+    ):
+        super().__init__()
+        if interface not in RECURRENT_INTERFACES:
+            raise ValueError(f"recurrent interface must be one of {[i.value for i in RECURRENT_INTERFACES]}")
+        self.interface = interface
+        self.units = units
+        self.core = LSTMCore(input_vocab, units, peepholes)
+        self.readout = nn.Linear(units, output_vocab)
+        self.uses_sg = interface != InterfaceName.bptt
+        self.sg_scale = sg_scale
+        self.sg_loss_into_core = sg_loss_into_core
+        self.synthetic_gradient = (
+            RecurrentSyntheticGradient(units, sg_hidden_layers, sg_hidden_width or units) if self.uses_sg else None
+        )
+        self.future_sg_head = nn.Linear(units, 2 * units) if interface == InterfaceName.dni_aux else None
+
+    def initial_state(self, batch_size: int, device: torch.device) -> StreamState:
+        h, c = self.core.initial_state(batch_size, device)
+        return StreamState(h, c)
+
+    def train_chunk(
+        self, symbols: torch.Tensor, targets: torch.Tensor, weights: Optional[torch.Tensor], state: StreamState
+    ) -> tuple[ChunkResult, StreamState]:
+        """Forward and backward over (T, B) symbols; `weights` (T, B) masks steps out of the task loss.
+
+        The task loss is summed over time and averaged over the batch, so
+        per-example gradients, and hence the SG targets, do not depend on B.
+        """
+        steps, batch = symbols.shape
+        h0 = state.h.detach().requires_grad_(self.uses_sg)
+        c0 = state.c.detach().requires_grad_(self.uses_sg)
+        projected = self.core.project_inputs(symbols)
+        h, c = h0, c0
+        outputs = []
+        for t in range(steps):
+            h_before, c_before = h, c
+            h, c = self.core.step(projected[t], h, c)
+            outputs.append(h)
+        logits = self.readout(torch.stack(outputs))
+        losses = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction="none").view(steps, batch)
+        if weights is not None:
+            loss_sum, loss_count = (losses * weights).sum(), weights.sum()
+        else:
+            loss_sum, loss_count = losses.sum(), torch.tensor(float(losses.numel()), device=losses.device)
+        objective = loss_sum
+
+        if self.uses_sg:
+            sg_input, aux_input = self._boundary_outputs(state)
+            # One call for both boundaries: M at the chunk's start (to regress) and at its end (to consume).
+            predictions = self.synthetic_gradient(torch.cat([sg_input, h.detach()]))
+            predicted_start, predicted_end = predictions[:batch], predictions[batch:].detach()
+            consumed = self.sg_scale * predicted_end
+            objective = objective + (consumed[:, : self.units] * h).sum() + (consumed[:, self.units :] * c).sum()
+
+        (objective / batch).backward()
+        result = ChunkResult(loss_sum.detach(), loss_count.detach())
+
+        if self.uses_sg:
+            # Per-example gradient at the chunk's start: the bootstrapped target of M at that boundary.
+            target = torch.cat([h0.grad, c0.grad], dim=1) * batch
+            sg_loss = (predicted_start - target).pow(2).sum() / batch
+            extra_loss = sg_loss
+            result.sg_loss = sg_loss.detach()
+            if self.future_sg_head is not None:
+                aux_loss = (self.future_sg_head(aux_input) - predicted_end).pow(2).sum() / batch
+                extra_loss = extra_loss + aux_loss
+                result.aux_loss = aux_loss.detach()
+            extra_loss.backward()
+
+        next_state = StreamState(
+            h.detach(), c.detach(), symbols[-1].clone(), h_before.detach(), c_before.detach()
+        )
+        return result, next_state
+
+    def _boundary_outputs(self, state: StreamState) -> tuple[torch.Tensor, torch.Tensor]:
+        """The LSTM output at the previous boundary, as the SG model and the aux head read it.
+
+        Recomputing the previous chunk's last core lets their losses reach the
+        LSTM's weights: always for the aux head, for M only with `loss_into_core`.
+        """
+        carried = state.h.detach()
+        needs_core = self.future_sg_head is not None or self.sg_loss_into_core
+        if not needs_core or state.last_symbols is None:
+            return carried, carried
+        h, _ = self.core.step(self.core.project_inputs(state.last_symbols), state.h_before, state.c_before)
+        return (h if self.sg_loss_into_core else h.detach()), h
+
+    @torch.no_grad()
+    def loss_sum(self, symbols: torch.Tensor, targets: torch.Tensor, state: StreamState) -> tuple[torch.Tensor, StreamState]:
+        """Summed cross-entropy (nats) of predicting `targets` from `symbols`, carrying the state."""
+        outputs, h, c = self.core.unroll(symbols, state.h, state.c)
+        logits = self.readout(outputs)
+        total = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction="sum")
+        return total, StreamState(h, c)

@@ -1,0 +1,136 @@
+"""Copy and Repeat Copy with a curriculum (section 3.2, Table 2, Figs. 7 left and 15): one loop, top to bottom.
+
+One training step is one truncated-BPTT chunk of T time steps on B streams.
+The result is the largest episode length T_task the model solved.
+"""
+import math
+import signal
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from dni_repro.checkpoint import load_checkpoint, save_checkpoint
+from dni_repro.data.copy_tasks import CopyTaskStream, CopyVocabulary, Curriculum, Level
+from dni_repro.dni.recurrent import StreamState
+from dni_repro.experiments.recurrent_setup import build_recurrent_network, open_run_logging
+from dni_repro.optim import build_optimizer
+from dni_repro.runtime import TerminationRequest, restore_rng_state, rng_state, seed_everything, select_device
+
+
+def run(cfg, run_dir: Path, resume: bool = False) -> dict:
+    trainer, task = cfg.trainer, cfg.dataset.copy_task
+    device = select_device(cfg.device)
+    seed_everything(cfg.seed)
+    vocab = CopyVocabulary(task.alphabet, task.max_repeats)
+    start = Level(task.start_length, task.start_repeats if task.repeat else 1, task.repeat)
+    curriculum = Curriculum(start, task.threshold_bits, task.window_steps, task.max_repeats)
+    # Unseeded runs (seed=null) draw episodes from torch's own random initial seed.
+    stream_seed = cfg.seed if cfg.seed is not None else torch.initial_seed()
+    stream = CopyTaskStream(vocab, start, trainer.batch_size, stream_seed, device)
+    net = build_recurrent_network(cfg, vocab.input_size, vocab.output_size).to(device)
+    optimizer = build_optimizer(cfg.optimizer, net.parameters())
+    state = net.initial_state(trainer.batch_size, device)
+
+    step, wall_time_before, train_time_before, wandb_id = 0, 0.0, 0.0, None
+    if resume:
+        saved = load_checkpoint(run_dir)
+        net.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        stream.load_state_dict(saved["stream"])
+        curriculum.load_state_dict(saved["curriculum"])
+        state = StreamState.from_state_dict(saved["stream_state"], device)
+        restore_rng_state(saved["rng"], device)
+        step, wall_time_before, wandb_id = saved["step"], saved["wall_time_s"], saved["wandb_id"]
+        train_time_before = saved["train_time_s"]
+    config, provenance, record = open_run_logging(cfg, run_dir, device, step, resume, wandb_id)
+
+    def checkpoint() -> None:
+        save_checkpoint(
+            run_dir,
+            {
+                "config": config,
+                "step": step,
+                "model": net.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "stream": stream.state_dict(),
+                "stream_state": state.state_dict(),
+                "curriculum": curriculum.state_dict(),
+                "rng": rng_state(device),
+                "wall_time_s": wall_time_before + time.perf_counter() - started,
+                "train_time_s": train_time,
+                "wandb_id": record.wandb.run_id if record.wandb else None,
+            },
+        )
+
+    max_steps, batch_size, unroll = trainer.max_steps, trainer.batch_size, trainer.bptt_length
+    log_every, checkpoint_every = trainer.log_every, trainer.checkpoint_every
+    status = "failed"
+    train_time = train_time_before
+    started = time.perf_counter()
+    first_step = step
+    termination = TerminationRequest().install()
+    try:
+        net.train()
+        while step < max_steps:
+            if termination.requested:
+                checkpoint()
+                break
+            step_started = time.perf_counter()
+            inputs, targets, weights = stream.next_chunk(unroll)
+            optimizer.zero_grad(set_to_none=True)
+            result, state = net.train_chunk(inputs, targets, weights, state)
+            optimizer.step()
+            step += 1
+            # The curriculum needs this step's error now: one device sync per step.
+            loss_sum, count = result.loss_sum.item(), result.loss_count.item()
+            train_time += time.perf_counter() - step_started
+            if curriculum.record(loss_sum, count):
+                stream.level = curriculum.level
+
+            last_step = step == max_steps
+            if step % log_every == 0 or last_step:
+                bits = curriculum.running_bits()
+                metrics = {
+                    "samples": step * batch_size * unroll,  # time steps consumed, all streams together
+                    "time/train_s": train_time,
+                    "train/bits": loss_sum / count / math.log(2) if count else float("nan"),
+                    "curriculum/solved_task_length": curriculum.solved_task_length,
+                    "curriculum/task_length": curriculum.level.task_length,
+                    "curriculum/N": curriculum.level.length,
+                    "curriculum/R": curriculum.level.repeats,
+                }
+                if math.isfinite(bits):
+                    metrics["curriculum/running_bits"] = bits
+                if result.sg_loss is not None:
+                    metrics["train/sg_loss"] = result.sg_loss.item()
+                if result.aux_loss is not None:
+                    metrics["train/aux_loss"] = result.aux_loss.item()
+                record.log(step, metrics)
+                if not math.isfinite(loss_sum):
+                    status = "diverged"
+                    break
+            if step % checkpoint_every == 0 or last_step:
+                checkpoint()
+        else:
+            status = "completed"
+    finally:
+        termination.restore()
+        session_time = time.perf_counter() - started
+        summary = {
+            "steps": step,
+            "max_task_length_solved": curriculum.solved_task_length,
+            "level": {"N": curriculum.level.length, "R": curriculum.level.repeats},
+            "wall_time_s": wall_time_before + session_time,
+            "train_time_s": train_time,
+            "samples_per_s": (step - first_step) * batch_size * unroll / session_time if session_time > 0 else None,
+            "provenance": provenance,
+            "config": config,
+            "stopped_by": "SIGTERM" if termination.requested else None,
+        }
+        outcome = record.finish(status, summary)
+    if termination.requested:
+        print(f"[dni-repro] SIGTERM: checkpoint saved at step {step}; continue with resume={run_dir}", file=sys.stderr)
+        raise SystemExit(128 + signal.SIGTERM)
+    return outcome
