@@ -82,6 +82,7 @@ class ChunkResult:
     loss_count: torch.Tensor  # how many steps that sum covers
     sg_loss: Optional[torch.Tensor] = None
     aux_loss: Optional[torch.Tensor] = None
+    sg_target: Optional[torch.Tensor] = None  # (B, 2U) per-example gradient at the chunk's start
 
 
 class RecurrentNetwork(nn.Module):
@@ -146,9 +147,10 @@ class RecurrentNetwork(nn.Module):
 
         if self.uses_sg:
             sg_input, aux_input = self._boundary_outputs(state)
-            # One call for both boundaries: M at the chunk's start (to regress) and at its end (to consume).
-            predictions = self.synthetic_gradient(torch.cat([sg_input, h.detach()]))
-            predicted_start, predicted_end = predictions[:batch], predictions[batch:].detach()
+            # M at the chunk's end is only consumed, so it needs no graph; M at its start is regressed below.
+            with torch.no_grad():
+                predicted_end = self.synthetic_gradient(h)
+            predicted_start = self.synthetic_gradient(sg_input)
             consumed = self.sg_scale * predicted_end
             objective = objective + (consumed[:, : self.units] * h).sum() + (consumed[:, self.units :] * c).sum()
 
@@ -160,7 +162,7 @@ class RecurrentNetwork(nn.Module):
             target = torch.cat([h0.grad, c0.grad], dim=1) * batch
             sg_loss = (predicted_start - target).pow(2).sum() / batch
             extra_loss = sg_loss
-            result.sg_loss = sg_loss.detach()
+            result.sg_loss, result.sg_target = sg_loss.detach(), target
             if self.future_sg_head is not None:
                 aux_loss = (self.future_sg_head(aux_input) - predicted_end).pow(2).sum() / batch
                 extra_loss = extra_loss + aux_loss
