@@ -47,3 +47,18 @@ def write_cifar10_batches(root: Path, per_batch: int = 20, seed: int = 0):
             pickle.dump(batch, handle)
         written[name] = batch
     return written
+
+
+PTB_SENTENCES = {
+    "train": ["the cat sat", "a dog ran far", "the end"],
+    "valid": ["a cat ran"],
+    "test": ["the dog sat"],
+}
+
+
+def write_ptb_char(folder: Path, repeats: int = 30) -> None:
+    """ptb.char.{train,valid,test}.txt as in simple-examples: spaced characters, '_' between words."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, sentences in PTB_SENTENCES.items():
+        lines = [" ".join(sentence.replace(" ", "_")) for sentence in sentences] * repeats
+        (folder / f"ptb.char.{split}.txt").write_text("\n".join(f" {line} " for line in lines) + "\n")

@@ -15,7 +15,7 @@ NR+3 (Repeat Copy); `Level.task_length` is that number, and it is what the
 curriculum reports and Table 2 compares.
 
 Episodes follow one another in each of the B streams. All B streams share the
-level and episode boundaries, so one episode for the whole batch is a handful of
+level and episode length, so one episode for the whole batch is a handful of
 tensor operations; nothing loops over symbols.
 """
 import math
@@ -78,36 +78,43 @@ def make_episode(
 class CopyTaskStream:
     """B endless streams of episodes, served in (T, B) chunks on the training device.
 
-    Episodes are generated when the buffer runs short, at the level current at
-    that moment, so a level change takes effect from the next new episode.
+    Every stream starts at its own random point of its first episode, so
+    truncation boundaries fall at different places of the episode in different
+    streams (with one shared phase, T dividing the episode length would keep
+    every dependency inside or across a boundary). Episodes are generated when
+    the buffer runs short, at the level current at that moment, so a level change
+    takes effect from the next new episode.
     """
 
     def __init__(self, vocab: CopyVocabulary, level: Level, batch_size: int, seed: int, device: torch.device):
         self.vocab, self.level, self.batch_size, self.device = vocab, level, batch_size, device
         self.generator = torch.Generator().manual_seed(seed)
+        self.offsets = torch.randint(level.episode_steps, (batch_size, 1), generator=self.generator)
         empty = torch.empty(batch_size, 0)
         self.inputs, self.targets, self.weights = empty.long(), empty.long(), empty
 
     def next_chunk(self, steps: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        while self.inputs.shape[1] < steps:
+        buffers = (self.inputs, self.targets, self.weights)
+        while buffers[0].shape[1] < steps + int(self.offsets.max()):
             episode = make_episode(self.level, self.vocab, self.batch_size, self.generator)
-            self.inputs, self.targets, self.weights = (
-                torch.cat([buffer, part], dim=1) for buffer, part in zip((self.inputs, self.targets, self.weights), episode)
-            )
-        chunk = [buffer[:, :steps].t().contiguous().to(self.device) for buffer in (self.inputs, self.targets, self.weights)]
-        self.inputs, self.targets, self.weights = (b[:, steps:] for b in (self.inputs, self.targets, self.weights))
+            buffers = tuple(torch.cat([buffer, part], dim=1) for buffer, part in zip(buffers, episode))
+        columns = self.offsets + torch.arange(steps)
+        chunk = [buffer.gather(1, columns).t().contiguous().to(self.device) for buffer in buffers]
+        self.inputs, self.targets, self.weights = (buffer[:, steps:] for buffer in buffers)
         return chunk[0], chunk[1], chunk[2]
 
     def state_dict(self) -> dict:
         return {
             "generator": self.generator.get_state(),
             "level": self.level,
+            "offsets": self.offsets,
             "buffers": (self.inputs, self.targets, self.weights),
         }
 
     def load_state_dict(self, state: dict) -> None:
         self.generator.set_state(state["generator"])
         self.level = state["level"]
+        self.offsets = state["offsets"]
         self.inputs, self.targets, self.weights = state["buffers"]
 
 
