@@ -285,6 +285,19 @@ def check_schema(cfg: Any) -> None:
 def validate(cfg: Any) -> None:
     """Schema and value checks, run before any output is written. Raises ConfigError."""
     check_schema(cfg)
+    # First, since the model's default widths come from the dataset.
+    _require(
+        cfg.task == cfg.dataset.task,
+        f"task={cfg.task.value} but dataset={cfg.dataset.name} belongs to task={cfg.dataset.task.value}; "
+        "the dataset picks the task, so leave `task` unset",
+    )
+    recurrent = cfg.task in RECURRENT_TASKS
+    _require(
+        (cfg.model.name == ModelName.lstm) == recurrent,
+        f"dataset={cfg.dataset.name} is a sequence task: use model=lstm (got model={cfg.model.name.value})"
+        if recurrent
+        else f"model=lstm needs a sequence dataset (copy, repeat_copy, ptb_char, text), got dataset={cfg.dataset.name}",
+    )
     _require(cfg.model.depth >= 1, f"model.depth must be >= 1 (layers incl. the classifier), got {cfg.model.depth}")
     _require(cfg.model.width >= 1, f"model.width must be >= 1, got {cfg.model.width}")
     _require(cfg.optimizer.lr > 0, f"optimizer.lr must be > 0, got {cfg.optimizer.lr}")
@@ -305,18 +318,13 @@ def validate(cfg: Any) -> None:
     _require(sg.hidden_width >= 1, f"interface.sg.hidden_width must be >= 1, got {sg.hidden_width}")
     _require(sg.kernel_size >= 1 and sg.kernel_size % 2 == 1, f"interface.sg.kernel_size must be odd to keep resolution, got {sg.kernel_size}")
     _require(cfg.interface.sg_loss_weight >= 0, f"interface.sg_loss_weight must be >= 0, got {cfg.interface.sg_loss_weight}")
-    _require(
-        cfg.task == cfg.dataset.task,
-        f"task={cfg.task.value} but dataset={cfg.dataset.name} belongs to task={cfg.dataset.task.value}; "
-        "the dataset picks the task, so leave `task` unset",
-    )
-    if cfg.task in RECURRENT_TASKS:
+    if recurrent:
         _validate_recurrent(cfg)
         return
     _require(
-        cfg.model.name != ModelName.lstm and cfg.interface.name not in (InterfaceName.bptt, InterfaceName.dni_aux),
-        f"model={cfg.model.name.value} interface={cfg.interface.name.value} belong to the recurrent tasks; "
-        "pick a sequence dataset (copy, repeat_copy, ptb_char, text) or model=fcn|cnn with bprop|no_bprop|dni|cdni|stale",
+        cfg.interface.name not in (InterfaceName.bptt, InterfaceName.dni_aux),
+        f"interface={cfg.interface.name.value} belongs to the recurrent tasks; pick a sequence dataset "
+        "(copy, repeat_copy, ptb_char, text) or interface=bprop|no_bprop|dni|cdni|stale",
     )
     _require(
         len(cfg.dataset.input_shape) > 0 and cfg.dataset.num_classes is not None and cfg.dataset.num_classes >= 2,
@@ -338,10 +346,6 @@ def validate(cfg: Any) -> None:
 def _validate_recurrent(cfg: Any) -> None:
     """Copy, Repeat Copy and language modelling (section 3.2, issue #4)."""
     interface, trainer, dataset = cfg.interface, cfg.trainer, cfg.dataset
-    _require(
-        cfg.model.name == ModelName.lstm,
-        f"dataset={dataset.name} is a sequence task: use model=lstm (got model={cfg.model.name.value})",
-    )
     _require(
         interface.name in RECURRENT_INTERFACES,
         f"interface={interface.name.value} is not a recurrent interface; use interface=bptt, dni or dni_aux",

@@ -8,7 +8,7 @@ from hydra.errors import ConfigCompositionException, MissingConfigException
 from dni_repro.config import CONFIG_DIR, validate
 from dni_repro.errors import ConfigError
 from tests.conftest import compose_config, run_in_process, train_cli
-from tests.fake_datasets import write_cifar10_batches, write_idx_dataset
+from tests.fake_datasets import write_cifar10_batches, write_idx_dataset, write_ptb_char
 
 PRESETS = sorted(path.stem for path in (CONFIG_DIR / "experiment").glob("*.yaml"))
 PROFILES = sorted(path.stem for path in (CONFIG_DIR / "profile").glob("*.yaml"))
@@ -20,6 +20,7 @@ def fake_data_root(tmp_path_factory) -> Path:
     for name in ("mnist", "fashion_mnist"):
         write_idx_dataset(root / name)
     write_cifar10_batches(root / "cifar10")
+    write_ptb_char(root / "ptb_char")
     return root
 
 

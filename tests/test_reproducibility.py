@@ -24,8 +24,8 @@ def comparable(summary: dict) -> dict:
     return {key: summary[key] for key in ("status", "steps", "test_error", "final", "best")}
 
 
-def crash_after_logging_step_7(monkeypatch, run_dir, torn_line: str = "") -> None:
-    """Run RUN in run_dir and make it die right after logging step 7 (checkpoint: step 6),
+def crash_after_logging_step_7(monkeypatch, run_dir, torn_line: str = "", run: tuple = tuple(RUN)) -> None:
+    """Run `run` (default RUN) in run_dir and make it die right after logging step 7 (checkpoint: step 6),
     optionally leaving `torn_line` half-written at the end of metrics.jsonl."""
     original_log = RunRecord.log
 
@@ -38,7 +38,7 @@ def crash_after_logging_step_7(monkeypatch, run_dir, torn_line: str = "") -> Non
 
     monkeypatch.setattr(RunRecord, "log", log_then_crash)
     with pytest.raises(RuntimeError, match="simulated crash"):
-        run_in_process(RUN, run_dir)
+        run_in_process(list(run), run_dir)
     monkeypatch.setattr(RunRecord, "log", original_log)
 
 
