@@ -11,7 +11,8 @@ ARGS ?=
 DEMO_DIR := logs/demo/multiruns/$(shell date +%Y-%m-%d_%H-%M-%S)_$(shell od -An -N3 -tx1 /dev/urandom | tr -d ' \n')
 
 .PHONY: help install demo test bench table1 table1-mnist-fcn table1-mnist-cnn table1-cifar10-fcn table1-cifar10-cnn table1-report \
-	ff-studies fig5 fig9 fig12 stale-baseline deep-cdni clean-logs
+	ff-studies fig5 fig9 fig12 stale-baseline deep-cdni clean-logs \
+	table2 table2-copy table2-repeat-copy table2-lm table2-report fig7 bench-rnn
 
 help:
 	@echo "make demo     set up, train Bprop/DNI/cDNI on the embedded MNIST digits, print a table, plot curves"
@@ -24,6 +25,9 @@ help:
 	@echo "make stale-baseline  moving average of past gradients vs depth (results/stale_baseline.*)"
 	@echo "make deep-cdni       21-layer FCN, cDNI vs Bprop (results/deep_cdni.*)"
 	@echo "make ff-studies      all five above"
+	@echo "make table2   Copy, Repeat Copy and char-LM rows, bptt/dni/dni_aux x T (PROFILE, LM_DATA), then results/table2.md"
+	@echo "make fig7     curriculum progress and BPC curves vs samples and wall time from the table2 runs (results/fig7_*)"
+	@echo "make bench-rnn  step time of recurrent dni and dni_aux vs truncated BPTT"
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +45,10 @@ test: install
 
 bench: install
 	$(PY) scripts/bench_ff.py
+	$(PY) scripts/bench_rnn.py
+
+bench-rnn: install
+	$(PY) scripts/bench_rnn.py
 
 # Each column preset sweeps its depths; table1-report collects every finished run.
 FCN_DEPTHS := 3,4,5,6
@@ -106,3 +114,36 @@ ff-studies: fig5 fig9 fig12 stale-baseline deep-cdni
 
 clean-logs:
 	rm -rf logs
+
+# Table 2 (section 3.2, appendix A.3). Every row sweeps bptt, dni and dni_aux over
+# the paper's unroll lengths T; the LM row adds the BPTT baselines with T=20, 40.
+# LM_DATA=ptb_char reads Penn Treebank (downloaded, or dataset.root); LM_DATA=text
+# models LM_TEXT, by default the Debian fortunes corpus (`make data/fortunes.txt`).
+COPY_T ?= 2,3,4,5
+LM_T ?= 2,3,4,5,8
+LM_BPTT_T ?= 20,40
+LM_DATA ?= ptb_char
+LM_TEXT ?= data/fortunes.txt
+RECURRENT := bptt,dni,dni_aux
+LM_DATASET := dataset=$(LM_DATA) $(if $(filter text,$(LM_DATA)),dataset.path=$(abspath $(LM_TEXT)))
+
+data/fortunes.txt:
+	$(PY) scripts/make_fortunes_corpus.py --out $@
+
+table2-copy: install
+	$(PY) train.py -m experiment=table2_copy profile=$(PROFILE) interface=$(RECURRENT) trainer.bptt_length=$(COPY_T) $(ARGS)
+
+table2-repeat-copy: install
+	$(PY) train.py -m experiment=table2_repeat_copy profile=$(PROFILE) interface=$(RECURRENT) trainer.bptt_length=$(COPY_T) $(ARGS)
+
+table2-lm: install $(if $(filter text,$(LM_DATA)),$(LM_TEXT))
+	$(PY) train.py -m experiment=table2_lm $(LM_DATASET) profile=$(PROFILE) interface=$(RECURRENT) trainer.bptt_length=$(LM_T) $(ARGS)
+	$(PY) train.py -m experiment=table2_lm $(LM_DATASET) profile=$(PROFILE) interface=bptt trainer.bptt_length=$(LM_BPTT_T) $(ARGS)
+
+table2-report: install
+	$(PY) scripts/make_table2.py --logs logs --out results/table2.md
+
+table2: table2-copy table2-repeat-copy table2-lm table2-report
+
+fig7: install
+	$(PY) scripts/make_fig7.py --logs logs --out-dir results
