@@ -1,0 +1,36 @@
+"""Write results/table2.md from the Copy, Repeat Copy and language-model run folders.
+
+Usage: python scripts/make_table2.py [--logs logs] [--out results/table2.md]
+"""
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from dni_repro.recurrent_reports import row_of, table2_markdown  # noqa: E402
+from dni_repro.reports import load_runs  # noqa: E402
+
+FOLDERS = ("table2_copy", "table2_repeat_copy", "table2_lm")
+
+
+def table2_runs(logs: Path) -> list:
+    runs = [run for name in FOLDERS if (logs / name).is_dir() for run in load_runs(logs / name)]
+    return [run for run in runs if row_of(run) is not None]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--logs", type=Path, default=Path("logs"))
+    parser.add_argument("--out", type=Path, default=Path("results/table2.md"))
+    args = parser.parse_args()
+    runs = table2_runs(args.logs)
+    if not runs:
+        sys.exit(f"error: no completed runs under {args.logs}/{{{','.join(FOLDERS)}}}; run `make table2` first")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(table2_markdown(runs))
+    print(f"wrote {args.out} from {len(runs)} runs")
+
+
+if __name__ == "__main__":
+    main()
