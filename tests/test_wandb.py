@@ -4,6 +4,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from dni_repro.config import REPO_ROOT
 from tests.conftest import compose_config
 from dni_repro.launch import run_job
@@ -13,9 +15,10 @@ def offline_runs(folder):
     return sorted(folder.rglob("offline-run-*"))
 
 
-def test_offline_run_leaves_a_local_run_directory(tmp_path, monkeypatch):
+@pytest.mark.parametrize("preset", ["demo", "table2_repeat_copy"])
+def test_offline_run_leaves_a_local_run_directory(preset, tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
-    cfg = compose_config(["profile=smoke", "logger=wandb"])
+    cfg = compose_config([f"experiment={preset}", "profile=smoke", "logger=wandb"])
     summary = run_job(cfg, tmp_path)
     assert summary["status"] == "completed"
     (run,) = offline_runs(tmp_path)
