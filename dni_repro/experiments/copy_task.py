@@ -4,19 +4,18 @@ One training step is one truncated-BPTT chunk of T time steps on B streams.
 The result is the largest episode length T_task the model solved.
 """
 import math
-import signal
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-from dni_repro.checkpoint import load_checkpoint, save_checkpoint
+from dni_repro.checkpoint import load_checkpoint
 from dni_repro.data.copy_tasks import CopyTaskStream, CopyVocabulary, Curriculum, Level
 from dni_repro.dni.recurrent import StreamState
-from dni_repro.experiments.recurrent_setup import build_recurrent_network, open_run_logging
+from dni_repro.experiments.recurrent_setup import build_recurrent_network
+from dni_repro.experiments.session import RunSession
 from dni_repro.optim import build_optimizer
-from dni_repro.runtime import TerminationRequest, restore_rng_state, rng_state, seed_everything, select_device
+from dni_repro.runtime import restore_rng_state, seed_everything, select_device
 
 
 def run(cfg, run_dir: Path, resume: bool = False) -> dict:
@@ -33,7 +32,7 @@ def run(cfg, run_dir: Path, resume: bool = False) -> dict:
     optimizer = build_optimizer(cfg.optimizer, net.parameters())
     state = net.initial_state(trainer.batch_size, device)
 
-    step, wall_time_before, train_time_before, wandb_id = 0, 0.0, 0.0, None
+    step, train_time, saved = 0, 0.0, None
     if resume:
         saved = load_checkpoint(run_dir)
         net.load_state_dict(saved["model"])
@@ -42,39 +41,27 @@ def run(cfg, run_dir: Path, resume: bool = False) -> dict:
         curriculum.load_state_dict(saved["curriculum"])
         state = StreamState.from_state_dict(saved["stream_state"], device)
         restore_rng_state(saved["rng"], device)
-        step, wall_time_before, wandb_id = saved["step"], saved["wall_time_s"], saved["wandb_id"]
-        train_time_before = saved["train_time_s"]
-    config, provenance, record = open_run_logging(cfg, run_dir, device, step, resume, wandb_id)
+        step, train_time = saved["step"], saved["train_time_s"]
+    session = RunSession(cfg, run_dir, device, resumed_from=saved)
+    record = session.record
 
     def checkpoint() -> None:
-        save_checkpoint(
-            run_dir,
-            {
-                "config": config,
-                "step": step,
-                "model": net.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "stream": stream.state_dict(),
-                "stream_state": state.state_dict(),
-                "curriculum": curriculum.state_dict(),
-                "rng": rng_state(device),
-                "wall_time_s": wall_time_before + time.perf_counter() - started,
-                "train_time_s": train_time,
-                "wandb_id": record.wandb.run_id if record.wandb else None,
-            },
-        )
+        session.checkpoint(step, {
+            "model": net.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "stream": stream.state_dict(),
+            "stream_state": state.state_dict(),
+            "curriculum": curriculum.state_dict(),
+            "train_time_s": train_time,
+        })
 
     max_steps, batch_size, unroll = trainer.max_steps, trainer.batch_size, trainer.bptt_length
     log_every, checkpoint_every = trainer.log_every, trainer.checkpoint_every
     status = "failed"
-    train_time = train_time_before
-    started = time.perf_counter()
-    first_step = step
-    termination = TerminationRequest().install()
     try:
         net.train()
         while step < max_steps:
-            if termination.requested:
+            if session.stop_requested:
                 checkpoint()
                 break
             step_started = time.perf_counter()
@@ -116,21 +103,9 @@ def run(cfg, run_dir: Path, resume: bool = False) -> dict:
         else:
             status = "completed"
     finally:
-        termination.restore()
-        session_time = time.perf_counter() - started
-        summary = {
-            "steps": step,
+        outcome = session.finish(status, step, batch_size * unroll, {
             "max_task_length_solved": curriculum.solved_task_length,
             "level": {"N": curriculum.level.length, "R": curriculum.level.repeats},
-            "wall_time_s": wall_time_before + session_time,
             "train_time_s": train_time,
-            "samples_per_s": (step - first_step) * batch_size * unroll / session_time if session_time > 0 else None,
-            "provenance": provenance,
-            "config": config,
-            "stopped_by": "SIGTERM" if termination.requested else None,
-        }
-        outcome = record.finish(status, summary)
-    if termination.requested:
-        print(f"[dni-repro] SIGTERM: checkpoint saved at step {step}; continue with resume={run_dir}", file=sys.stderr)
-        raise SystemExit(128 + signal.SIGTERM)
+        })
     return outcome

@@ -1,31 +1,18 @@
 """Feed-forward experiments (section 3.1, Table 1, Figs. 5, 9, 10, 12): one loop, top to bottom."""
 import math
-import signal
-import sys
-import time
 from pathlib import Path
 
 import torch
-from omegaconf import OmegaConf
 
-from dni_repro.checkpoint import load_checkpoint, save_checkpoint
+from dni_repro.checkpoint import load_checkpoint
 from dni_repro.data import EpochSampler, load_dataset
 from dni_repro.errors import ConfigError
+from dni_repro.experiments.session import RunSession
 from dni_repro.models.feedforward import DecoupledStack, build_network
 from dni_repro.optim import StepDecaySchedule, build_optimizer
 from dni_repro import sg_quality
 from dni_repro.update_schedule import LayerUpdateSampler
-from dni_repro.run_record import RunRecord
-from dni_repro.runtime import (
-    TerminationRequest,
-    device_description,
-    restore_rng_state,
-    rng_state,
-    seed_everything,
-    select_device,
-)
-from dni_repro.provenance import run_labels, run_provenance
-from dni_repro.wandb_sink import WandbSink
+from dni_repro.runtime import restore_rng_state, seed_everything, select_device
 
 
 @torch.no_grad()
@@ -60,43 +47,26 @@ def run(cfg, run_dir: Path, resume: bool = False) -> dict:
         else None
     )
 
-    step, wall_time_before, wandb_id = 0, 0.0, None
+    step, saved = 0, None
     if resume:
-        state = load_checkpoint(run_dir)
-        net.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        sampler.load_state_dict(state["sampler"])
+        saved = load_checkpoint(run_dir)
+        net.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        sampler.load_state_dict(saved["sampler"])
         if update_sampler is not None:
-            update_sampler.load_state_dict(state["update_sampler"])
-        restore_rng_state(state["rng"], device)
-        step, wall_time_before, wandb_id = state["step"], state["wall_time_s"], state["wandb_id"]
-
-    # Taken before training, so the commit is the one whose code was imported.
-    provenance = {**run_provenance(cfg), "device": device_description(device)}
-    names = run_labels(cfg)
-    config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
-    wandb_sink = (
-        WandbSink.start(cfg.logger, run_dir, config, names["group"], names["name"], names["tags"], wandb_id)
-        if cfg.logger.name.value == "wandb"
-        else None
-    )
-    record = RunRecord(run_dir, wandb_sink, resume_step=step if resume else None)
+            update_sampler.load_state_dict(saved["update_sampler"])
+        restore_rng_state(saved["rng"], device)
+        step = saved["step"]
+    session = RunSession(cfg, run_dir, device, resumed_from=saved)
+    record = session.record
 
     def checkpoint() -> None:
-        save_checkpoint(
-            run_dir,
-            {
-                "config": config,
-                "step": step,
-                "model": net.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "sampler": sampler.state_dict(),
-                "update_sampler": update_sampler.state_dict() if update_sampler is not None else None,
-                "rng": rng_state(device),
-                "wall_time_s": wall_time_before + time.perf_counter() - started,
-                "wandb_id": wandb_sink.run_id if wandb_sink else None,
-            },
-        )
+        session.checkpoint(step, {
+            "model": net.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "sampler": sampler.state_dict(),
+            "update_sampler": update_sampler.state_dict() if update_sampler is not None else None,
+        })
 
     # A resumed run that had already finished keeps its last measured error.
     # Plain numbers for the loop: reading a DictConfig costs microseconds per access.
@@ -108,13 +78,10 @@ def run(cfg, run_dir: Path, resume: bool = False) -> dict:
     status, test_error = "failed", record.last.get("test/error", float("nan"))
     # With complete unlock the classifier may be busy in a step; logs show its latest loss.
     train_loss = record.last.get("train/loss")
-    started = time.perf_counter()
-    first_step = step
-    termination = TerminationRequest().install()
     try:
         net.train()
         while step < max_steps:
-            if termination.requested:
+            if session.stop_requested:
                 checkpoint()
                 break
             lr = schedule.lr_at(step)
@@ -158,21 +125,5 @@ def run(cfg, run_dir: Path, resume: bool = False) -> dict:
         else:
             status = "completed"
     finally:
-        termination.restore()
-        wall_time = wall_time_before + time.perf_counter() - started
-        steps_this_session = step - first_step
-        session_time = time.perf_counter() - started
-        summary = {
-            "steps": step,
-            "test_error": test_error,
-            "wall_time_s": wall_time,
-            "samples_per_s": steps_this_session * batch_size / session_time if session_time > 0 else None,
-            "provenance": provenance,
-            "config": config,
-            "stopped_by": "SIGTERM" if termination.requested else None,
-        }
-        result = record.finish(status, summary)
-    if termination.requested:
-        print(f"[dni-repro] SIGTERM: checkpoint saved at step {step}; continue with resume={run_dir}", file=sys.stderr)
-        raise SystemExit(128 + signal.SIGTERM)
-    return result
+        outcome = session.finish(status, step, batch_size, {"test_error": test_error})
+    return outcome

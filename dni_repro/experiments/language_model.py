@@ -8,19 +8,18 @@ The reported result is the test BPC of the best-validation model.
 """
 import copy
 import math
-import signal
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-from dni_repro.checkpoint import load_checkpoint, save_checkpoint
+from dni_repro.checkpoint import load_checkpoint
 from dni_repro.data.text_corpus import TokenStream, as_streams, load_corpus
 from dni_repro.dni.recurrent import RecurrentNetwork, StreamState
-from dni_repro.experiments.recurrent_setup import build_recurrent_network, open_run_logging
+from dni_repro.experiments.recurrent_setup import build_recurrent_network
+from dni_repro.experiments.session import RunSession
 from dni_repro.optim import build_optimizer
-from dni_repro.runtime import TerminationRequest, restore_rng_state, rng_state, seed_everything, select_device
+from dni_repro.runtime import restore_rng_state, seed_everything, select_device
 
 EVAL_CHUNK = 200  # characters per no-grad unroll when evaluating; the state is carried across chunks
 
@@ -53,7 +52,7 @@ def run(cfg, run_dir: Path, resume: bool = False) -> dict:
     # Early-stopping record: the best validation so far, the weights that scored it, and evaluations since.
     best = {"valid_bpc": float("inf"), "step": 0, "model": None, "evaluations_since": 0}
 
-    step, wall_time_before, train_time, wandb_id = 0, 0.0, 0.0, None
+    step, train_time, saved = 0, 0.0, None
     if resume:
         saved = load_checkpoint(run_dir)
         net.load_state_dict(saved["model"])
@@ -62,39 +61,28 @@ def run(cfg, run_dir: Path, resume: bool = False) -> dict:
         state = StreamState.from_state_dict(saved["stream_state"], device)
         best = saved["best"]
         restore_rng_state(saved["rng"], device)
-        step, wall_time_before, wandb_id = saved["step"], saved["wall_time_s"], saved["wandb_id"]
-        train_time = saved["train_time_s"]
-    config, provenance, record = open_run_logging(cfg, run_dir, device, step, resume, wandb_id)
+        step, train_time = saved["step"], saved["train_time_s"]
+    session = RunSession(cfg, run_dir, device, resumed_from=saved)
+    record = session.record
 
     def checkpoint() -> None:
-        save_checkpoint(
-            run_dir,
-            {
-                "config": config,
-                "step": step,
-                "model": net.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "stream": stream.state_dict(),
-                "stream_state": state.state_dict(),
-                "best": best,
-                "rng": rng_state(device),
-                "wall_time_s": wall_time_before + time.perf_counter() - started,
-                "train_time_s": train_time,
-                "wandb_id": record.wandb.run_id if record.wandb else None,
-            },
-        )
+        session.checkpoint(step, {
+            "model": net.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "stream": stream.state_dict(),
+            "stream_state": state.state_dict(),
+            "best": best,
+            "train_time_s": train_time,
+        })
 
     max_steps, batch_size, unroll = trainer.max_steps, trainer.batch_size, trainer.bptt_length
     log_every, eval_every, checkpoint_every = trainer.log_every, trainer.eval_every, trainer.checkpoint_every
     patience = trainer.early_stopping_patience
     status, stopped_early = "failed", False
-    started = time.perf_counter()
-    first_step = step
-    termination = TerminationRequest().install()
     try:
         net.train()
         while step < max_steps:
-            if termination.requested:
+            if session.stop_requested:
                 checkpoint()
                 break
             step_started = time.perf_counter()
@@ -142,30 +130,18 @@ def run(cfg, run_dir: Path, resume: bool = False) -> dict:
         if stopped_early:
             status = "completed"
     finally:
-        termination.restore()
         test_bpc = float("nan")
         if status == "completed" and best["model"] is not None:
             scored = copy.deepcopy(net)
             scored.load_state_dict(best["model"])
             test_bpc = bits_per_character(scored, corpus.test, eval_streams, device)
-        session_time = time.perf_counter() - started
-        summary = {
-            "steps": step,
+        outcome = session.finish(status, step, batch_size * unroll, {
             "test_bpc": test_bpc,  # of the best-validation model
             "best_valid_bpc": best["valid_bpc"],
             "best_step": best["step"],
             "stopped_early": stopped_early,
             "corpus": {"name": corpus.name, "vocab": corpus.vocab_size,
                        "characters": [len(corpus.train), len(corpus.valid), len(corpus.test)]},
-            "wall_time_s": wall_time_before + session_time,
             "train_time_s": train_time,
-            "samples_per_s": (step - first_step) * batch_size * unroll / session_time if session_time > 0 else None,
-            "provenance": provenance,
-            "config": config,
-            "stopped_by": "SIGTERM" if termination.requested else None,
-        }
-        outcome = record.finish(status, summary)
-    if termination.requested:
-        print(f"[dni-repro] SIGTERM: checkpoint saved at step {step}; continue with resume={run_dir}", file=sys.stderr)
-        raise SystemExit(128 + signal.SIGTERM)
+        })
     return outcome

@@ -1,0 +1,82 @@
+"""What every training loop shares around its steps: logging, checkpoints, SIGTERM, the summary.
+
+A loop opens a `RunSession` once its state is built (and, on resume, loaded), calls
+`checkpoint(step, state)` with its own state, checks `stop_requested` between
+steps, and ends with `finish(...)` in a `finally` block.
+"""
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import torch
+from omegaconf import OmegaConf
+
+from dni_repro.checkpoint import save_checkpoint
+from dni_repro.provenance import run_labels, run_provenance
+from dni_repro.run_record import RunRecord
+from dni_repro.runtime import TerminationRequest, device_description, rng_state
+from dni_repro.wandb_sink import WandbSink
+
+
+class RunSession:
+    def __init__(self, cfg, run_dir: Path, device: torch.device, resumed_from: Optional[dict] = None):
+        """`resumed_from` is the loaded checkpoint when resuming, None for a fresh run."""
+        self.run_dir, self.device = Path(run_dir), device
+        self.first_step = resumed_from["step"] if resumed_from else 0
+        self.wall_time_before = resumed_from["wall_time_s"] if resumed_from else 0.0
+        # Taken before training, so the commit is the one whose code was imported.
+        self.provenance = {**run_provenance(cfg), "device": device_description(device)}
+        self.config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+        names = run_labels(cfg)
+        wandb_sink = (
+            WandbSink.start(cfg.logger, self.run_dir, self.config, names["group"], names["name"], names["tags"],
+                            resumed_from["wandb_id"] if resumed_from else None)
+            if cfg.logger.name.value == "wandb"
+            else None
+        )
+        self.record = RunRecord(self.run_dir, wandb_sink, resume_step=self.first_step if resumed_from else None)
+        self.started = time.perf_counter()
+        self.termination = TerminationRequest().install()
+
+    @property
+    def stop_requested(self) -> bool:
+        return self.termination.requested
+
+    def wall_time(self) -> float:
+        return self.wall_time_before + time.perf_counter() - self.started
+
+    def checkpoint(self, step: int, state: dict) -> None:
+        """Save the loop's `state` with the config, step, RNG state, wall time and W&B id."""
+        save_checkpoint(
+            self.run_dir,
+            {
+                "config": self.config,
+                "step": step,
+                "rng": rng_state(self.device),
+                "wall_time_s": self.wall_time(),
+                "wandb_id": self.record.wandb.run_id if self.record.wandb else None,
+                **state,
+            },
+        )
+
+    def finish(self, status: str, step: int, samples_per_step: int, results: dict) -> dict:
+        """Write summary.json (and the W&B summary); after SIGTERM, exit with 128 + SIGTERM."""
+        self.termination.restore()
+        session_time = time.perf_counter() - self.started
+        summary = {
+            "steps": step,
+            **results,
+            "wall_time_s": self.wall_time(),
+            "samples_per_s": (step - self.first_step) * samples_per_step / session_time if session_time > 0 else None,
+            "provenance": self.provenance,
+            "config": self.config,
+            "stopped_by": "SIGTERM" if self.termination.requested else None,
+        }
+        outcome = self.record.finish(status, summary)
+        if self.termination.requested:
+            print(f"[dni-repro] SIGTERM: checkpoint saved at step {step}; continue with resume={self.run_dir}",
+                  file=sys.stderr)
+            raise SystemExit(128 + signal.SIGTERM)
+        return outcome
