@@ -1,5 +1,6 @@
 """Labels that let anyone tell where a number came from, and group it with its peers."""
 import datetime
+import functools
 import platform
 from pathlib import Path
 
@@ -8,9 +9,19 @@ import torch
 from dni_repro.runtime import git_commit
 
 
+@functools.lru_cache(maxsize=None)
+def commit_of_this_process(repo_dir: Path) -> str:
+    """The checkout's commit when this process first asked, i.e. before its first job trained.
+
+    A sweep imports the code once and runs every job in that process, so a
+    `git pull` during the sweep must not relabel its later jobs.
+    """
+    return git_commit(repo_dir)
+
+
 def run_provenance(cfg) -> dict:
     return {
-        "git_commit": git_commit(Path(cfg.paths.root_dir)),
+        "git_commit": commit_of_this_process(Path(cfg.paths.root_dir)),
         "torch": torch.__version__,
         "python": platform.python_version(),
         "profile": cfg.trainer.profile,

@@ -84,3 +84,18 @@ def test_table1_averages_seeds_of_a_cell(tmp_path):
     spread = (sum((e - mean) ** 2 for e in errors) / 2) ** 0.5
     row = next(line for line in table1_markdown(runs).splitlines() if line.startswith("| FCN | 3 |"))
     assert f"| {mean:.1f} ± {spread:.1f} (n=3) | 2.0 |" in row
+
+
+def test_provenance_keeps_the_commit_the_process_started_with(monkeypatch):
+    """A `git pull` during a sweep must not relabel the jobs that still run the imported code."""
+    from dni_repro import provenance
+
+    provenance.commit_of_this_process.cache_clear()
+    answers = iter(["commit-at-start", "commit-after-pull"])
+    monkeypatch.setattr(provenance, "git_commit", lambda repo_dir: next(answers))
+    cfg = compose_config([])
+    try:
+        assert provenance.run_provenance(cfg)["git_commit"] == "commit-at-start"
+        assert provenance.run_provenance(cfg)["git_commit"] == "commit-at-start"
+    finally:
+        provenance.commit_of_this_process.cache_clear()
