@@ -219,3 +219,16 @@ def test_uniform_model_scores_log2_vocab_bits_per_character():
         net.readout.bias.zero_()
     tokens = torch.randint(VOCAB, (500,))
     assert bits_per_character(net, tokens, 4, torch.device("cpu")) == pytest.approx(math.log2(VOCAB))
+
+
+def test_sg_loss_weight_scales_the_sg_and_aux_gradients():
+    symbols, targets = sequence(6)
+    grads = {}
+    for weight in (1.0, 3.0):
+        net = make_net("dni_aux", sg_loss_weight=weight)
+        _, state = net.train_chunk(symbols[:3], targets[:3], None, double_state(net))
+        net.zero_grad()
+        net.train_chunk(symbols[3:], targets[3:], None, state)
+        grads[weight] = (net.synthetic_gradient.output.weight.grad.clone(), net.future_sg_head.weight.grad.clone())
+    torch.testing.assert_close(grads[3.0][0], 3 * grads[1.0][0])
+    torch.testing.assert_close(grads[3.0][1], 3 * grads[1.0][1])

@@ -99,6 +99,7 @@ class RecurrentNetwork(nn.Module):
         sg_hidden_width: Optional[int] = None,
         sg_scale: float = 0.1,
         sg_loss_into_core: bool = False,
+        sg_loss_weight: float = 1.0,
     ):
         super().__init__()
         if interface not in RECURRENT_INTERFACES:
@@ -110,6 +111,7 @@ class RecurrentNetwork(nn.Module):
         self.uses_sg = interface != InterfaceName.bptt
         self.sg_scale = sg_scale
         self.sg_loss_into_core = sg_loss_into_core
+        self.sg_loss_weight = sg_loss_weight  # on the SG regression and the aux loss alike (A.3: both 1)
         self.synthetic_gradient = (
             RecurrentSyntheticGradient(units, sg_hidden_layers, sg_hidden_width or units) if self.uses_sg else None
         )
@@ -167,7 +169,7 @@ class RecurrentNetwork(nn.Module):
                 aux_loss = (self.future_sg_head(aux_input) - predicted_end).pow(2).sum() / batch
                 extra_loss = extra_loss + aux_loss
                 result.aux_loss = aux_loss.detach()
-            extra_loss.backward()
+            (self.sg_loss_weight * extra_loss).backward()
 
         next_state = StreamState(
             h.detach(), c.detach(), symbols[-1].clone(), h_before.detach(), c_before.detach()

@@ -13,4 +13,5 @@ def build_recurrent_network(cfg, input_vocab: int, output_vocab: int) -> Recurre
         sg_hidden_width=cfg.interface.sg.hidden_width,
         sg_scale=cfg.interface.sg_scale,
         sg_loss_into_core=cfg.interface.sg_loss_into_core,
+        sg_loss_weight=cfg.interface.sg_loss_weight,
     )
