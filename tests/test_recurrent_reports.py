@@ -56,3 +56,15 @@ def test_report_scripts_fail_clearly_without_runs(tmp_path):
         result = subprocess.run([sys.executable, f"scripts/{script}", "--logs", str(tmp_path)], cwd=REPO_ROOT,
                                 env=CLI_ENV, capture_output=True, text=True)
         assert result.returncode == 1 and "make table2" in result.stderr
+
+
+def test_table2_shows_every_seed_of_a_setting(logs, tmp_path):
+    second = tmp_path / "table2_repeat_copy" / "seed1"
+    run_in_process([*RUNS["table2_repeat_copy/b"], "seed=1", "trainer.max_steps=6",
+                    "dataset.copy_task.window_steps=1", "dataset.copy_task.threshold_bits=100"], second)
+    runs = load_runs(logs) + load_runs(tmp_path)
+    solved = sorted((r.config["seed"], r.summary["max_task_length_solved"]) for r in runs
+                    if r.config["interface"]["name"] == "dni_aux" and r.config["dataset"]["name"] == "repeat_copy")
+    markdown = table2_markdown(runs)
+    mean = sum(value for _, value in solved) / 2
+    assert f"| {mean:.1f} ({solved[0][1]}, {solved[1][1]}) | 39 |" in markdown
