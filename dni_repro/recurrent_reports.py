@@ -44,6 +44,16 @@ def results_of(runs: list[FinishedRun], row: str) -> str:
         f"{mean:.1f} ({', '.join(result_of(run, row) for run in runs)})"
 
 
+def training_setup(runs: list[FinishedRun]) -> str:
+    """The settings the quick profile scales down, so a row says what it was trained with."""
+
+    def values(read) -> str:
+        return ", ".join(sorted({str(read(run.config)) for run in runs}))
+
+    return (f"LSTM units: {values(lambda c: c['model']['width'])}; batch: {values(lambda c: c['trainer']['batch_size'])}; "
+            f"Adam lr: {values(lambda c: c['optimizer']['lr'])}")
+
+
 def corpus_name(runs: list[FinishedRun]) -> str:
     names = sorted({run.summary["corpus"]["name"] for run in runs if "corpus" in run.summary})
     return ", ".join(names) or "—"
@@ -64,7 +74,7 @@ def table2_markdown(runs: list[FinishedRun]) -> str:
         unrolls = sorted({t for i in INTERFACES for t in paper.TABLE2[row].get(i, {})} | {k[2] for k in cells if k[0] == row})
         lines += ["", f"## {title}" + (f" (corpus: {corpus_name(row_runs)})" if row == "lm" else ""), ""]
         if row_runs:
-            lines += [f"Runs: {caption(row_runs)}", ""]
+            lines += [f"Runs: {caption(row_runs)}; {training_setup(row_runs)}", ""]
         header = "| T |" + "".join(f" {paper.RECURRENT_TITLES[i]} reproduced | {paper.RECURRENT_TITLES[i]} paper |" for i in INTERFACES)
         lines += [header, "|" + "---|" * (1 + 2 * len(INTERFACES))]
         for unroll in unrolls:

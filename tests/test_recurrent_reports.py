@@ -40,7 +40,7 @@ def test_table2_puts_reproduced_and_paper_numbers_in_separate_columns(logs):
     assert cells == ["2", str(solved["bptt"]), "7", "—", "39", str(solved["dni_aux"]), "39"]
     lm_bpc = next(r.summary["test_bpc"] for r in runs if r.config["trainer"]["bptt_length"] == 20)
     assert f"| 20 | {lm_bpc:.3f} | 1.35 | — | — | — | — |" in markdown
-    assert "(corpus: ptb_char)" in markdown and "profile: smoke" in markdown
+    assert "(corpus: ptb_char)" in markdown and "profile: smoke" in markdown and "LSTM units: 16" in markdown
 
 
 def test_fig7_reports_time_to_target_and_writes_both_figures(logs, tmp_path):
