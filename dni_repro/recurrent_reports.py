@@ -140,6 +140,11 @@ def time_to_target_markdown(runs: list[FinishedRun], fast=("dni_aux", 5), slow=(
         hit = reached[name]
         lines.append(f"| {run.config['interface']['name']} T={run.config['trainer']['bptt_length']} | {hit['step']} "
                      f"| {hit['samples']} | {hit['seconds']:.0f} |")
+    lines += ["", "Where each run ended (best validation BPC, and test BPC of those weights):", "",
+              "| run | best validation BPC | at step | test BPC |", "|---|---|---|---|"]
+    for run in (fast_run, slow_run):
+        lines.append(f"| {run.config['interface']['name']} T={run.config['trainer']['bptt_length']} "
+                     f"| {run.summary['best_valid_bpc']:.3f} | {run.summary['best_step']} | {run.summary['test_bpc']:.3f} |")
     data_fraction = reached["fast"]["samples"] / reached["slow"]["samples"]
     speedup = reached["slow"]["seconds"] / reached["fast"]["seconds"]
     lines += [
