@@ -128,7 +128,7 @@ def time_to_target_markdown(runs: list[FinishedRun], fast=("dni_aux", 5), slow=(
     target = max(fast_run.summary["best_valid_bpc"], slow_run.summary["best_valid_bpc"])
     reached = {name: first_reaching(run, target) for name, run in (("fast", fast_run), ("slow", slow_run))}
     lines += [
-        f"Target: {target:.3f} validation BPC, the better of the two runs' best values that both reach "
+        f"Target: {target:.3f} validation BPC, the higher (worse) of the two runs' best values, so both reach it "
         f"(the paper's target: {paper.TIME_TO_TARGET['target_bpc']} BPC). Validation every "
         f"{fast_run.config['trainer']['eval_every']} steps, so each count is the first validation at or below the target. "
         "Seconds are training time (validation excluded).",
