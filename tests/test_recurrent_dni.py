@@ -232,3 +232,16 @@ def test_sg_loss_weight_scales_the_sg_and_aux_gradients():
         grads[weight] = (net.synthetic_gradient.output.weight.grad.clone(), net.future_sg_head.weight.grad.clone())
     torch.testing.assert_close(grads[3.0][0], 3 * grads[1.0][0])
     torch.testing.assert_close(grads[3.0][1], 3 * grads[1.0][1])
+
+
+def test_sg_metrics_report_the_explained_share_of_the_target():
+    net = make_net("dni")
+    symbols, targets = sequence(6)
+    _, state = net.train_chunk(symbols[:3], targets[:3], None, double_state(net))
+    result, _ = net.train_chunk(symbols[3:], targets[3:], None, state)
+    metrics = result.sg_metrics()
+    norm2 = result.sg_target.pow(2).sum(1).mean().item()
+    assert metrics["train/sg_target_norm2"] == pytest.approx(norm2)
+    assert metrics["train/sg_explained"] == pytest.approx(1 - result.sg_loss.item() / norm2)
+    assert "train/aux_loss" not in metrics
+    assert make_net("bptt").train_chunk(symbols[:3], targets[:3], None, double_state(net))[0].sg_metrics() == {}

@@ -84,6 +84,20 @@ class ChunkResult:
     aux_loss: Optional[torch.Tensor] = None
     sg_target: Optional[torch.Tensor] = None  # (B, 2U) per-example gradient at the chunk's start
 
+    def sg_metrics(self) -> dict[str, float]:
+        """The regression losses, and how much of its target's squared norm the SG model explains
+        (1 - loss / mean squared target: 0 is no better than predicting zero, 1 is exact)."""
+        metrics = {}
+        if self.sg_loss is not None:
+            target_norm2 = self.sg_target.pow(2).sum(dim=1).mean().item()
+            metrics["train/sg_loss"] = self.sg_loss.item()
+            metrics["train/sg_target_norm2"] = target_norm2
+            if target_norm2 > 0:
+                metrics["train/sg_explained"] = 1 - metrics["train/sg_loss"] / target_norm2
+        if self.aux_loss is not None:
+            metrics["train/aux_loss"] = self.aux_loss.item()
+        return metrics
+
 
 class RecurrentNetwork(nn.Module):
     """LSTM core, linear readout, and for dni/dni_aux the SG model (and aux head) on the LSTM output."""

@@ -90,10 +90,7 @@ def run(cfg, run_dir: Path, resume: bool = False) -> dict:
                 }
                 if math.isfinite(bits):
                     metrics["curriculum/running_bits"] = bits
-                if result.sg_loss is not None:
-                    metrics["train/sg_loss"] = result.sg_loss.item()
-                if result.aux_loss is not None:
-                    metrics["train/aux_loss"] = result.aux_loss.item()
+                metrics.update(result.sg_metrics())
                 record.log(step, metrics)
                 if not math.isfinite(loss_sum):
                     status = "diverged"

@@ -103,10 +103,7 @@ def run(cfg, run_dir: Path, resume: bool = False) -> dict:
                     "time/train_s": train_time,
                     "train/bpc": result.loss_sum.item() / result.loss_count.item() / math.log(2),
                 }
-                if result.sg_loss is not None:
-                    metrics["train/sg_loss"] = result.sg_loss.item()
-                if result.aux_loss is not None:
-                    metrics["train/aux_loss"] = result.aux_loss.item()
+                metrics.update(result.sg_metrics())
                 if evaluate:
                     valid_bpc = bits_per_character(net, corpus.valid, eval_streams, device)
                     metrics["valid/bpc"] = valid_bpc
