@@ -58,11 +58,12 @@ class CopyVocabulary:
 def make_episode(
     level: Level, vocab: CopyVocabulary, batch_size: int, generator: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One episode per stream: (B, steps) inputs, targets and loss weights."""
-    data = torch.randint(vocab.alphabet, (batch_size, level.length), generator=generator)
+    """One episode per stream: (B, steps) inputs, targets and loss weights, on the generator's device."""
+    device = generator.device
+    data = torch.randint(vocab.alphabet, (batch_size, level.length), generator=generator, device=device)
 
     def filled(value: int, steps: int) -> torch.Tensor:
-        return torch.full((batch_size, steps), value, dtype=torch.long)
+        return torch.full((batch_size, steps), value, dtype=torch.long, device=device)
 
     header = [data, filled(vocab.stop_in, 1)]
     if level.repeat_task:
@@ -71,12 +72,14 @@ def make_episode(
     writing = level.length * level.repeats + 1
     inputs = torch.cat(header + [filled(vocab.blank_in, writing)], dim=1)
     targets = torch.cat([filled(vocab.blank_out, reading), data.repeat(1, level.repeats), filled(vocab.stop_out, 1)], dim=1)
-    weights = torch.cat([torch.zeros(batch_size, reading), torch.ones(batch_size, writing)], dim=1)
+    weights = torch.cat([torch.zeros(batch_size, reading, device=device),
+                         torch.ones(batch_size, writing, device=device)], dim=1)
     return inputs, targets, weights
 
 
 class CopyTaskStream:
-    """B endless streams of episodes, served in (T, B) chunks on the training device.
+    """B endless streams of episodes, generated and served in (T, B) chunks on the
+    training device, so a step copies nothing from the host.
 
     Every stream starts at its own random point of its first episode, so
     truncation boundaries fall at different places of the episode in different
@@ -88,18 +91,19 @@ class CopyTaskStream:
 
     def __init__(self, vocab: CopyVocabulary, level: Level, batch_size: int, seed: int, device: torch.device):
         self.vocab, self.level, self.batch_size, self.device = vocab, level, batch_size, device
-        self.generator = torch.Generator().manual_seed(seed)
-        self.offsets = torch.randint(level.episode_steps, (batch_size, 1), generator=self.generator)
-        empty = torch.empty(batch_size, 0)
+        self.generator = torch.Generator(device=device).manual_seed(seed)
+        self.offsets = torch.randint(level.episode_steps, (batch_size, 1), generator=self.generator, device=device)
+        self.max_offset = int(self.offsets.max())  # read once: on a GPU every read is a sync
+        empty = torch.empty(batch_size, 0, device=device)
         self.inputs, self.targets, self.weights = empty.long(), empty.long(), empty
 
     def next_chunk(self, steps: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         buffers = (self.inputs, self.targets, self.weights)
-        while buffers[0].shape[1] < steps + int(self.offsets.max()):
+        while buffers[0].shape[1] < steps + self.max_offset:
             episode = make_episode(self.level, self.vocab, self.batch_size, self.generator)
             buffers = tuple(torch.cat([buffer, part], dim=1) for buffer, part in zip(buffers, episode))
-        columns = self.offsets + torch.arange(steps)
-        chunk = [buffer.gather(1, columns).t().contiguous().to(self.device) for buffer in buffers]
+        columns = self.offsets + torch.arange(steps, device=self.device)
+        chunk = [buffer.gather(1, columns).t().contiguous() for buffer in buffers]
         self.inputs, self.targets, self.weights = (buffer[:, steps:] for buffer in buffers)
         return chunk[0], chunk[1], chunk[2]
 
@@ -114,8 +118,9 @@ class CopyTaskStream:
     def load_state_dict(self, state: dict) -> None:
         self.generator.set_state(state["generator"])
         self.level = state["level"]
-        self.offsets = state["offsets"]
-        self.inputs, self.targets, self.weights = state["buffers"]
+        self.offsets = state["offsets"].to(self.device)
+        self.max_offset = int(self.offsets.max())
+        self.inputs, self.targets, self.weights = (buffer.to(self.device) for buffer in state["buffers"])
 
 
 class Curriculum:

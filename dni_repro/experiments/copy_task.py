@@ -9,13 +9,12 @@ from pathlib import Path
 
 import torch
 
-from dni_repro.checkpoint import load_checkpoint
 from dni_repro.data.copy_tasks import CopyTaskStream, CopyVocabulary, Curriculum, Level
 from dni_repro.dni.recurrent import StreamState
 from dni_repro.experiments.recurrent_setup import build_recurrent_network
 from dni_repro.experiments.session import RunSession
 from dni_repro.optim import build_optimizer
-from dni_repro.runtime import restore_rng_state, seed_everything, select_device
+from dni_repro.runtime import seed_everything, select_device
 
 
 def run(cfg, run_dir: Path, resume: bool = False) -> dict:
@@ -32,18 +31,15 @@ def run(cfg, run_dir: Path, resume: bool = False) -> dict:
     optimizer = build_optimizer(cfg.optimizer, net.parameters())
     state = net.initial_state(trainer.batch_size, device)
 
-    step, train_time, saved = 0, 0.0, None
-    if resume:
-        saved = load_checkpoint(run_dir)
+    session = RunSession(cfg, run_dir, device, resume)
+    record, saved, step, train_time = session.record, session.saved, session.first_step, 0.0
+    if saved is not None:
         net.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         stream.load_state_dict(saved["stream"])
         curriculum.load_state_dict(saved["curriculum"])
         state = StreamState.from_state_dict(saved["stream_state"], device)
-        restore_rng_state(saved["rng"], device)
-        step, train_time = saved["step"], saved["train_time_s"]
-    session = RunSession(cfg, run_dir, device, resumed_from=saved)
-    record = session.record
+        train_time = saved["train_time_s"]
 
     def checkpoint() -> None:
         session.checkpoint(step, {

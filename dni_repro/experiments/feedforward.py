@@ -4,7 +4,6 @@ from pathlib import Path
 
 import torch
 
-from dni_repro.checkpoint import load_checkpoint
 from dni_repro.data import EpochSampler, load_dataset
 from dni_repro.errors import ConfigError
 from dni_repro.experiments.session import RunSession
@@ -12,7 +11,7 @@ from dni_repro.models.feedforward import DecoupledStack, build_network
 from dni_repro.optim import StepDecaySchedule, build_optimizer
 from dni_repro import sg_quality
 from dni_repro.update_schedule import LayerUpdateSampler
-from dni_repro.runtime import restore_rng_state, seed_everything, select_device
+from dni_repro.runtime import seed_everything, select_device
 
 
 @torch.no_grad()
@@ -47,18 +46,14 @@ def run(cfg, run_dir: Path, resume: bool = False) -> dict:
         else None
     )
 
-    step, saved = 0, None
-    if resume:
-        saved = load_checkpoint(run_dir)
+    session = RunSession(cfg, run_dir, device, resume)
+    record, saved, step = session.record, session.saved, session.first_step
+    if saved is not None:
         net.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         sampler.load_state_dict(saved["sampler"])
         if update_sampler is not None:
             update_sampler.load_state_dict(saved["update_sampler"])
-        restore_rng_state(saved["rng"], device)
-        step = saved["step"]
-    session = RunSession(cfg, run_dir, device, resumed_from=saved)
-    record = session.record
 
     def checkpoint() -> None:
         session.checkpoint(step, {

@@ -13,13 +13,12 @@ from pathlib import Path
 
 import torch
 
-from dni_repro.checkpoint import load_checkpoint
 from dni_repro.data.text_corpus import TokenStream, as_streams, load_corpus
 from dni_repro.dni.recurrent import RecurrentNetwork, StreamState
 from dni_repro.experiments.recurrent_setup import build_recurrent_network
 from dni_repro.experiments.session import RunSession
 from dni_repro.optim import build_optimizer
-from dni_repro.runtime import restore_rng_state, seed_everything, select_device
+from dni_repro.runtime import seed_everything, select_device
 
 EVAL_CHUNK = 200  # characters per no-grad unroll when evaluating; the state is carried across chunks
 
@@ -52,18 +51,15 @@ def run(cfg, run_dir: Path, resume: bool = False) -> dict:
     # Early-stopping record: the best validation so far, the weights that scored it, and evaluations since.
     best = {"valid_bpc": float("inf"), "step": 0, "model": None, "evaluations_since": 0}
 
-    step, train_time, saved = 0, 0.0, None
-    if resume:
-        saved = load_checkpoint(run_dir)
+    session = RunSession(cfg, run_dir, device, resume)
+    record, saved, step, train_time = session.record, session.saved, session.first_step, 0.0
+    if saved is not None:
         net.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         stream.load_state_dict(saved["stream"])
         state = StreamState.from_state_dict(saved["stream_state"], device)
         best = saved["best"]
-        restore_rng_state(saved["rng"], device)
-        step, train_time = saved["step"], saved["train_time_s"]
-    session = RunSession(cfg, run_dir, device, resumed_from=saved)
-    record = session.record
+        train_time = saved["train_time_s"]
 
     def checkpoint() -> None:
         session.checkpoint(step, {

@@ -1,8 +1,9 @@
 """What every training loop shares around its steps: logging, checkpoints, SIGTERM, the summary.
 
-A loop opens a `RunSession` once its state is built (and, on resume, loaded), calls
-`checkpoint(step, state)` with its own state, checks `stop_requested` between
-steps, and ends with `finish(...)` in a `finally` block.
+A loop opens a `RunSession` once its state is built; on resume the session loads
+the checkpoint into `saved` (RNG state already restored) for the loop to read
+its own parts from. The loop calls `checkpoint(step, state)` with its own state,
+checks `stop_requested` between steps, and ends with `finish(...)` in a `finally` block.
 """
 import signal
 import sys
@@ -13,30 +14,32 @@ from typing import Optional
 import torch
 from omegaconf import OmegaConf
 
-from dni_repro.checkpoint import save_checkpoint
+from dni_repro.checkpoint import load_checkpoint, save_checkpoint
 from dni_repro.provenance import run_labels, run_provenance
 from dni_repro.run_record import RunRecord
-from dni_repro.runtime import TerminationRequest, device_description, rng_state
+from dni_repro.runtime import TerminationRequest, device_description, restore_rng_state, rng_state
 from dni_repro.wandb_sink import WandbSink
 
 
 class RunSession:
-    def __init__(self, cfg, run_dir: Path, device: torch.device, resumed_from: Optional[dict] = None):
-        """`resumed_from` is the loaded checkpoint when resuming, None for a fresh run."""
+    def __init__(self, cfg, run_dir: Path, device: torch.device, resume: bool):
         self.run_dir, self.device = Path(run_dir), device
-        self.first_step = resumed_from["step"] if resumed_from else 0
-        self.wall_time_before = resumed_from["wall_time_s"] if resumed_from else 0.0
+        self.saved: Optional[dict] = load_checkpoint(self.run_dir) if resume else None
+        if self.saved is not None:
+            restore_rng_state(self.saved["rng"], device)
+        self.first_step = self.saved["step"] if self.saved else 0
+        self.wall_time_before = self.saved["wall_time_s"] if self.saved else 0.0
         # Taken before training, so the commit is the one whose code was imported.
         self.provenance = {**run_provenance(cfg), "device": device_description(device)}
         self.config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
         names = run_labels(cfg)
         wandb_sink = (
             WandbSink.start(cfg.logger, self.run_dir, self.config, names["group"], names["name"], names["tags"],
-                            resumed_from["wandb_id"] if resumed_from else None)
+                            self.saved["wandb_id"] if self.saved else None)
             if cfg.logger.name.value == "wandb"
             else None
         )
-        self.record = RunRecord(self.run_dir, wandb_sink, resume_step=self.first_step if resumed_from else None)
+        self.record = RunRecord(self.run_dir, wandb_sink, resume_step=self.first_step if self.saved else None)
         self.started = time.perf_counter()
         self.termination = TerminationRequest().install()
 
