@@ -29,6 +29,7 @@ class Task(str, Enum):
     feedforward = "feedforward"  # section 3.1: classifiers with DNIs between layers
     copy = "copy"  # section 3.2: Copy and Repeat Copy with a curriculum
     language_model = "language_model"  # section 3.2: character-level language modelling
+    multi_network = "multi_network"  # section 3.3: two RNNs ticking at different rates (Fig. 8)
 
 
 RECURRENT_TASKS = (Task.copy, Task.language_model)
@@ -38,6 +39,7 @@ class ModelName(str, Enum):
     fcn = "fcn"
     cnn = "cnn"
     lstm = "lstm"
+    two_rnn = "two_rnn"  # Networks A and B of section 3.3 (A.4)
 
 
 class InterfaceName(str, Enum):
@@ -48,10 +50,18 @@ class InterfaceName(str, Enum):
     stale = "stale"  # moving average of past gradients, the baseline of section 3.1
     bptt = "bptt"  # recurrent: truncated BPTT, zero gradient at each truncation boundary
     dni_aux = "dni_aux"  # recurrent: dni plus the future-SG auxiliary task (Fig. 3b)
+    e2e = "e2e"  # multi-network: A and B as one graph, unrolled T^2 steps per update
+    decoupled_no_dni = "decoupled_no_dni"  # multi-network: A updates every T steps and hears nothing from B
 
 
 # The recurrent tasks' interfaces (`dni` is shared with the feed-forward task).
 RECURRENT_INTERFACES = (InterfaceName.bptt, InterfaceName.dni, InterfaceName.dni_aux)
+
+# Image datasets a multi-network digit stream can draw from.
+DIGIT_SOURCES = ("mnist_5k", "mnist", "fashion_mnist")
+
+# The multi-network regimes of Fig. 8 (`dni`: A learns from B's synthetic gradient on its message).
+MULTI_NETWORK_INTERFACES = (InterfaceName.e2e, InterfaceName.dni, InterfaceName.decoupled_no_dni)
 
 
 # Interfaces that emit a gradient of their own instead of passing the true one.
@@ -89,6 +99,11 @@ class ModelConfig:
     sg_hidden_layers: int = MISSING
     # LSTM only: the diagonal peephole connections of Graves (2013).
     peepholes: bool = True
+    # Default factor interface=dni applies to the synthetic gradient where it is consumed:
+    # 0.1 for the recurrent LSTM (A.3), 10 on Network A's message (A.4).
+    sg_scale: float = 0.1
+    # two_rnn only: batch normalisation inside both LSTMs, after Cooijmans et al. (2016).
+    recurrent_batch_norm: bool = True
 
 
 @dataclass
@@ -116,6 +131,18 @@ class CopyTaskConfig:
 
 
 @dataclass
+class DigitStreamConfig:
+    """The multi-network task (section 3.3): a stream of digit images, one per time step per stream."""
+
+    # Image dataset the digits are drawn from: mnist_5k (embedded), mnist or fashion_mnist.
+    digits: str = "mnist_5k"
+    # T: A counts odd digits over its last T inputs, B runs every T steps and counts 3s over T^2.
+    period: int = 4
+    # Time steps of each test stream; the test error covers every output in them.
+    eval_length: int = 160
+
+
+@dataclass
 class DatasetConfig:
     # Which experiment module trains on this dataset.
     task: Task = MISSING
@@ -129,6 +156,7 @@ class DatasetConfig:
     # Paper widths for this dataset (A.1, A.3): the model group reads them by default.
     model_widths: ModelWidths = field(default_factory=ModelWidths)
     copy_task: CopyTaskConfig = field(default_factory=CopyTaskConfig)
+    digit_stream: DigitStreamConfig = field(default_factory=DigitStreamConfig)
     # dataset=text: the UTF-8 file to model, and its train/valid/test fractions (in file order).
     path: Optional[str] = None
     split: list[float] = field(default_factory=lambda: [0.9, 0.05, 0.05])
@@ -292,8 +320,15 @@ def validate(cfg: Any) -> None:
         "the dataset picks the task, so leave `task` unset",
     )
     recurrent = cfg.task in RECURRENT_TASKS
+    multi_network = cfg.task == Task.multi_network
     _require(
-        (cfg.model.name == ModelName.lstm) == recurrent,
+        (cfg.model.name == ModelName.two_rnn) == multi_network,
+        f"dataset={cfg.dataset.name} is the multi-network task: use model=two_rnn (got model={cfg.model.name.value})"
+        if multi_network
+        else f"model=two_rnn needs dataset=digit_stream, got dataset={cfg.dataset.name}",
+    )
+    _require(
+        multi_network or (cfg.model.name == ModelName.lstm) == recurrent,
         f"dataset={cfg.dataset.name} is a sequence task: use model=lstm (got model={cfg.model.name.value})"
         if recurrent
         else f"model=lstm needs a sequence dataset (copy, repeat_copy, ptb_char, text), got dataset={cfg.dataset.name}",
@@ -321,10 +356,18 @@ def validate(cfg: Any) -> None:
     if recurrent:
         _validate_recurrent(cfg)
         return
+    if multi_network:
+        _validate_multi_network(cfg)
+        return
     _require(
         cfg.interface.name not in (InterfaceName.bptt, InterfaceName.dni_aux),
         f"interface={cfg.interface.name.value} belongs to the recurrent tasks; pick a sequence dataset "
         "(copy, repeat_copy, ptb_char, text) or interface=bprop|no_bprop|dni|cdni|stale",
+    )
+    _require(
+        cfg.interface.name not in (InterfaceName.e2e, InterfaceName.decoupled_no_dni),
+        f"interface={cfg.interface.name.value} belongs to the multi-network task; use dataset=digit_stream "
+        "or interface=bprop|no_bprop|dni|cdni|stale",
     )
     _require(
         len(cfg.dataset.input_shape) > 0 and cfg.dataset.num_classes is not None and cfg.dataset.num_classes >= 2,
@@ -350,13 +393,7 @@ def _validate_recurrent(cfg: Any) -> None:
         interface.name in RECURRENT_INTERFACES,
         f"interface={interface.name.value} is not a recurrent interface; use interface=bptt, dni or dni_aux",
     )
-    _require(
-        interface.positions is None and interface.p_update == 1 and not interface.synthetic_inputs
-        and trainer.sg_quality_every == 0,
-        "interface.positions, p_update, synthetic_inputs and trainer.sg_quality_every are feed-forward options; "
-        "remove them for a sequence dataset",
-    )
-    _require(interface.sg_scale >= 0, f"interface.sg_scale must be >= 0, got {interface.sg_scale}")
+    _forbid_feedforward_options(cfg)
     _require(trainer.bptt_length >= 1, f"trainer.bptt_length must be >= 1, got {trainer.bptt_length}")
     _require(
         trainer.early_stopping_patience >= 0,
@@ -378,6 +415,51 @@ def _validate_recurrent(cfg: Any) -> None:
             f"dataset.split holds three positive train/valid/test fractions summing to 1, got {split}",
         )
 
+
+def _forbid_feedforward_options(cfg: Any) -> None:
+    interface = cfg.interface
+    _require(
+        interface.positions is None and interface.p_update == 1 and not interface.synthetic_inputs
+        and cfg.trainer.sg_quality_every == 0,
+        "interface.positions, p_update, synthetic_inputs and trainer.sg_quality_every are feed-forward options; "
+        f"remove them for dataset={cfg.dataset.name}",
+    )
+    _require(interface.sg_scale >= 0, f"interface.sg_scale must be >= 0, got {interface.sg_scale}")
+
+
+def _validate_multi_network(cfg: Any) -> None:
+    """Networks A and B on the digit stream (section 3.3, issue #5)."""
+    interface, trainer, stream = cfg.interface, cfg.trainer, cfg.dataset.digit_stream
+    _require(
+        interface.name in MULTI_NETWORK_INTERFACES,
+        f"interface={interface.name.value} is not a multi-network regime; use interface=e2e, dni or decoupled_no_dni",
+    )
+    _forbid_feedforward_options(cfg)
+    _require(
+        not interface.sg_loss_into_core,
+        "interface.sg_loss_into_core is a recurrent-task option; remove it for dataset=digit_stream",
+    )
+    _require(
+        stream.digits in DIGIT_SOURCES,
+        f"dataset.digit_stream.digits={stream.digits!r} is not a digit dataset; use one of {', '.join(DIGIT_SOURCES)}",
+    )
+    _require(not cfg.optimizer.lr_decay_at,
+             "the multi-network task keeps its learning rate fixed (A.4); set optimizer.lr_decay_at=[]")
+    _require(stream.period >= 1, f"dataset.digit_stream.period (T) must be >= 1, got {stream.period}")
+    period = stream.period
+    _require(
+        stream.eval_length >= period and stream.eval_length % period == 0,
+        f"dataset.digit_stream.eval_length must be a positive multiple of the period T={period}, "
+        f"got {stream.eval_length}",
+    )
+    # Updates, logs and checkpoints happen where both networks have just updated: every T^2 steps.
+    for key in ("max_steps", "eval_every", "log_every", "checkpoint_every"):
+        value = trainer[key]
+        _require(
+            value % (period * period) == 0,
+            f"trainer.{key}={value} must be a multiple of T^2={period * period} (dataset.digit_stream.period={period}) "
+            "for the multi-network task, where one step is one time step",
+        )
 
 
 def _validate_decoupling(cfg: Any) -> None:

@@ -9,10 +9,11 @@ from omegaconf import OmegaConf
 from dni_repro.checkpoint import CHECKPOINT_NAME, has_checkpoint, load_checkpoint
 from dni_repro.config import Task, TrainConfig, validate
 from dni_repro.errors import UserError
-from dni_repro.experiments import copy_task, feedforward, language_model
+from dni_repro.experiments import copy_task, feedforward, language_model, multi_network
 from dni_repro.run_record import SUMMARY_NAME
 
-TASKS = {Task.feedforward: feedforward.run, Task.copy: copy_task.run, Task.language_model: language_model.run}
+TASKS = {Task.feedforward: feedforward.run, Task.copy: copy_task.run, Task.language_model: language_model.run,
+         Task.multi_network: multi_network.run}
 
 
 def config_of_run(run_dir: Path):

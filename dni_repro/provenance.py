@@ -35,6 +35,9 @@ def run_labels(cfg) -> dict:
     interface, model = cfg.interface.name.value, cfg.model.name.value
     if cfg.model.name.value == "lstm":  # recurrent tasks: the unroll length T is what tables compare
         shape, shape_tag = f"lstm{cfg.model.width}-T{cfg.trainer.bptt_length}", f"T:{cfg.trainer.bptt_length}"
+    elif cfg.model.name.value == "two_rnn":  # multi-network: the tick ratio T
+        period = cfg.dataset.digit_stream.period
+        shape, shape_tag = f"two_rnn{cfg.model.width}-T{period}", f"T:{period}"
     else:
         shape, shape_tag = f"{model}{cfg.model.depth}", f"depth:{cfg.model.depth}"
     return {

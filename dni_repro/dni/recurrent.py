@@ -29,28 +29,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from dni_repro.config import RECURRENT_INTERFACES, InterfaceName
+from dni_repro.dni.synthetic_gradient import ReLUSyntheticGradient
 from dni_repro.models.lstm import LSTMCore
-
-
-
-class RecurrentSyntheticGradient(nn.Module):
-    """M(h) -> (dL/dh, dL/dc): [linear, ReLU] x hidden_layers, then a zero-initialised linear layer (A.3)."""
-
-    def __init__(self, units: int, hidden_layers: int, hidden_width: int):
-        super().__init__()
-        layers: list[nn.Module] = []
-        width_in = units
-        for _ in range(hidden_layers):
-            layers += [nn.Linear(width_in, hidden_width), nn.ReLU()]
-            width_in = hidden_width
-        self.hidden = nn.Sequential(*layers)
-        # Weight and bias at zero: a fresh model emits exactly zero gradient. Nothing follows this layer.
-        self.output = nn.Linear(width_in, 2 * units)
-        nn.init.zeros_(self.output.weight)
-        nn.init.zeros_(self.output.bias)
-
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
-        return self.output(self.hidden(h))
 
 
 @dataclass
@@ -127,7 +107,7 @@ class RecurrentNetwork(nn.Module):
         self.sg_loss_into_core = sg_loss_into_core
         self.sg_loss_weight = sg_loss_weight  # on the SG regression and the aux loss alike (A.3: both 1)
         self.synthetic_gradient = (
-            RecurrentSyntheticGradient(units, sg_hidden_layers, sg_hidden_width or units) if self.uses_sg else None
+            ReLUSyntheticGradient(units, 2 * units, sg_hidden_layers, sg_hidden_width or units) if self.uses_sg else None
         )
         self.future_sg_head = nn.Linear(units, 2 * units) if interface == InterfaceName.dni_aux else None
 

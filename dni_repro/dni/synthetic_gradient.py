@@ -78,6 +78,24 @@ class ConvSyntheticGradient(nn.Module):
         return self.output(self.hidden(x))
 
 
+class ReLUSyntheticGradient(nn.Module):
+    """For the recurrent and multi-network experiments (A.3, A.4): [linear, ReLU] x hidden_layers,
+    then the zero-initialised linear output. No batch norm: its input is one LSTM output or message."""
+
+    def __init__(self, input_size: int, output_size: int, hidden_layers: int, hidden_width: int):
+        super().__init__()
+        layers: list[nn.Module] = []
+        width_in = input_size
+        for _ in range(hidden_layers):
+            layers += [nn.Linear(width_in, hidden_width), nn.ReLU()]
+            width_in = hidden_width
+        self.hidden = nn.Sequential(*layers)
+        self.output = _zero_init(nn.Linear(width_in, output_size))
+
+    def forward(self, activation: torch.Tensor) -> torch.Tensor:
+        return self.output(self.hidden(activation))
+
+
 def build_synthetic_gradient_model(
     activation_shape: tuple[int, ...],
     hidden_layers: int,
