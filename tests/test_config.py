@@ -31,10 +31,13 @@ def test_presets_cover_table1_and_demo():
 
 @pytest.mark.parametrize("preset", PRESETS)
 def test_preset_composes_validates_and_trains_one_step(preset, tmp_path, fake_data_root):
-    overrides = [f"experiment={preset}", f"paths.data_dir={fake_data_root}", "trainer.max_steps=1"]
+    # The multi-network task steps in whole update periods of T^2 time steps.
+    stream = compose_config([f"experiment={preset}"]).dataset.digit_stream
+    steps = stream.period**2 if preset.startswith("fig8") else 1
+    overrides = [f"experiment={preset}", f"paths.data_dir={fake_data_root}", f"trainer.max_steps={steps}"]
     validate(compose_config(overrides))
     summary = run_in_process(overrides, tmp_path)
-    assert summary["status"] == "completed" and summary["steps"] == 1
+    assert summary["status"] == "completed" and summary["steps"] == steps
     assert json.loads((tmp_path / "summary.json").read_text())["status"] == "completed"
 
 

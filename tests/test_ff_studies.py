@@ -100,11 +100,11 @@ def test_update_masks_follow_p_update_and_resume_from_their_state():
 
 
 def test_sparse_run_resumes_exactly_after_a_crash(tmp_path, monkeypatch):
-    from tests.test_reproducibility import crash_after_logging_step_7, metrics_lines
+    from tests.test_reproducibility import crash_after_logging, metrics_lines
 
     sparse_run = ("interface=dni", "interface.p_update=0.5", "trainer.max_steps=9", "trainer.checkpoint_every=3")
     run_in_process(list(sparse_run), tmp_path / "whole")
-    crash_after_logging_step_7(monkeypatch, tmp_path / "killed", run=sparse_run)
+    crash_after_logging(monkeypatch, tmp_path / "killed", run=sparse_run)
     run_in_process([], tmp_path / "killed", resume=True)
     assert metrics_lines(tmp_path / "killed") == metrics_lines(tmp_path / "whole")
 

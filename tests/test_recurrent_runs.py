@@ -8,7 +8,7 @@ from dni_repro.config import validate
 from dni_repro.errors import ConfigError, DataError
 from tests.conftest import compose_config, run_in_process, train_cli
 from tests.fake_datasets import write_ptb_char
-from tests.test_reproducibility import crash_after_logging_step_7, metrics_lines
+from tests.test_reproducibility import crash_after_logging, metrics_lines
 
 # The curriculum steps up every 2 training steps (threshold far above any error).
 COPY_RUN = ("experiment=table2_repeat_copy", "interface=dni_aux", "trainer.bptt_length=3", "trainer.max_steps=9",
@@ -47,7 +47,7 @@ def test_copy_run_climbs_the_curriculum_and_reports_the_longest_solved_length(tm
 def test_resume_continues_curriculum_stream_and_early_stopping_record(kind, tmp_path, monkeypatch, ptb_root):
     run = COPY_RUN if kind == "copy" else lm_run(ptb_root)
     uninterrupted = run_in_process(list(run), tmp_path / "whole")
-    crash_after_logging_step_7(monkeypatch, tmp_path / "killed", run=run)
+    crash_after_logging(monkeypatch, tmp_path / "killed", run=run)
     saved = load_checkpoint(tmp_path / "killed")
     assert saved["step"] == 6
     if kind == "copy":

@@ -24,14 +24,15 @@ def comparable(summary: dict) -> dict:
     return {key: summary[key] for key in ("status", "steps", "test_error", "final", "best")}
 
 
-def crash_after_logging_step_7(monkeypatch, run_dir, torn_line: str = "", run: tuple = tuple(RUN)) -> None:
-    """Run `run` (default RUN) in run_dir and make it die right after logging step 7 (checkpoint: step 6),
-    optionally leaving `torn_line` half-written at the end of metrics.jsonl."""
+def crash_after_logging(monkeypatch, run_dir, step: int = 7, torn_line: str = "", run: tuple = tuple(RUN)) -> None:
+    """Run `run` (default RUN) in run_dir and make it die right after logging `step` (RUN's last
+    checkpoint before step 7 is step 6), optionally leaving `torn_line` half-written at the end of metrics.jsonl."""
     original_log = RunRecord.log
+    crash_step = step
 
     def log_then_crash(self, step, metrics):
         original_log(self, step, metrics)
-        if step == 7:
+        if step == crash_step:
             with open(self.metrics_path, "a") as handle:
                 handle.write(torn_line)
             raise RuntimeError("simulated crash")
@@ -58,7 +59,7 @@ def test_resume_after_a_crash_matches_an_uninterrupted_run(tmp_path, monkeypatch
 
     # Crash at step 7: the newest checkpoint is from step 6, so the metric line
     # of step 7 must be dropped and logged again by the resumed run.
-    crash_after_logging_step_7(monkeypatch, tmp_path / "killed")
+    crash_after_logging(monkeypatch, tmp_path / "killed")
     assert json.loads((tmp_path / "killed" / "summary.json").read_text())["status"] == "failed"
     assert load_checkpoint(tmp_path / "killed")["step"] == 6
 
@@ -119,7 +120,7 @@ def test_resuming_a_finished_run_keeps_its_result(tmp_path):
 
 def test_resume_survives_a_metrics_line_torn_by_the_kill(tmp_path, monkeypatch):
     uninterrupted = run_in_process(RUN, tmp_path / "whole")
-    crash_after_logging_step_7(monkeypatch, tmp_path / "killed", torn_line='{"step": 8, "samp')
+    crash_after_logging(monkeypatch, tmp_path / "killed", torn_line='{"step": 8, "samp')
     resumed = run_in_process([], tmp_path / "killed", resume=True)
     assert comparable(resumed) == comparable(uninterrupted)
     assert metrics_lines(tmp_path / "killed") == metrics_lines(tmp_path / "whole")

@@ -1,0 +1,263 @@
+"""The multi-network system of section 3.3: labels, update rates, the regimes' gradients, runs and resume."""
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dni_repro.checkpoint import load_checkpoint
+from dni_repro.config import InterfaceName, validate
+from dni_repro.data.digit_stream import DigitStream, WindowCounter
+from dni_repro.dni.multi_network import MultiNetworkTrainer, TwoNetworkSystem
+from dni_repro.errors import ConfigError
+from dni_repro.models.bn_lstm import BatchNormLSTMCell
+from tests.conftest import compose_config, run_in_process, train_cli
+from tests.test_recurrent_runs import logged_values
+from tests.test_reproducibility import crash_after_logging, metrics_lines
+
+PERIOD, BATCH, UNITS = 2, 4, 8
+
+
+def test_window_labels_on_a_hand_made_digit_sequence():
+    # Two streams, T=2: each row below is one window (the two digits of stream 0, then of stream 1).
+    windows = [([3, 1], [3, 3]), ([3, 4], [3, 3]), ([2, 3], [0, 3]), ([5, 7], [8, 8])]
+    counter = WindowCounter(period=2, batch_size=2, device=torch.device("cpu"))
+    odd_counts, three_counts = [], []
+    for stream0, stream1 in windows:
+        odd, threes = counter.labels(torch.tensor([stream0, stream1]).T)
+        odd_counts.append(odd.tolist())
+        three_counts.append(threes.tolist())
+    assert odd_counts == [[2, 2], [1, 2], [1, 1], [2, 0]]
+    # 3s over the last T^2 = 4 digits; the first window has seen only two.
+    assert three_counts == [[1, 2], [2, 4], [2, 3], [1, 1]]
+
+
+def fake_digits(count: int = 50):
+    """Images whose every pixel holds the digit's own label, so a window's labels can be read off its images."""
+    labels = torch.arange(count) % 10
+    return labels.float().view(-1, 1, 1, 1).expand(-1, 1, 28, 28).contiguous(), labels
+
+
+def test_stream_labels_match_its_images_and_resume_from_its_state():
+    images, labels = fake_digits()
+    stream = DigitStream(images, labels, batch_size=3, period=3, seed=0)
+    counter = WindowCounter(period=3, batch_size=3, device=torch.device("cpu"))
+    for _ in range(4):
+        window, odd, threes = stream.next_window()
+        assert window.shape == (3, 3, 1, 28, 28)
+        expected_odd, expected_threes = counter.labels(window[:, :, 0, 0, 0].long())
+        assert torch.equal(odd, expected_odd) and torch.equal(threes, expected_threes)
+    saved = copy.deepcopy(stream.state_dict())
+    following = [stream.next_window() for _ in range(3)]
+    resumed = DigitStream(images, labels, batch_size=3, period=3, seed=99)
+    resumed.load_state_dict(saved)
+    for expected, actual in zip(following, (resumed.next_window() for _ in range(3))):
+        assert all(torch.equal(a, b) for a, b in zip(expected, actual))
+
+
+def test_lstm_cell_without_batch_norm_is_torch_lstm_cell():
+    torch.manual_seed(0)
+    cell = BatchNormLSTMCell(5, 7, batch_norm=False)
+    reference = nn.LSTMCell(5, 7)
+    with torch.no_grad():
+        reference.weight_ih.copy_(cell.input.weight)
+        reference.weight_hh.copy_(cell.recurrent.weight)
+        reference.bias_ih.copy_(cell.bias)
+        reference.bias_hh.zero_()
+    x, h, c = torch.randn(3, 5), torch.randn(3, 7), torch.randn(3, 7)
+    ours, theirs = cell(x, (h, c)), reference(x, (h, c))
+    assert torch.allclose(ours[0], theirs[0], atol=1e-6) and torch.allclose(ours[1], theirs[1], atol=1e-6)
+
+
+def test_recurrent_batch_norm_starts_at_gamma_0_1_and_normalises_per_feature():
+    cell = BatchNormLSTMCell(5, 7, batch_norm=True)
+    assert torch.all(cell.input_norm.scale == 0.1) and torch.all(cell.cell_norm.weight == 0.1)
+    projected = cell.input_norm(torch.randn(64, 28) * 5 + 3)
+    assert torch.allclose(projected.mean(dim=0), torch.zeros(28), atol=1e-5)
+    assert torch.allclose(projected.std(dim=0, unbiased=False), torch.full((28,), 0.1), atol=1e-3)
+
+
+def make_system(regime: InterfaceName, seed: int = 0) -> TwoNetworkSystem:
+    torch.manual_seed(seed)
+    return TwoNetworkSystem(regime, image_size=28 * 28, units=UNITS, fcn_layers=2, period=PERIOD)
+
+
+def make_trainer(system: TwoNetworkSystem, lr: float = 1e-2, sg_scale: float = 10.0) -> MultiNetworkTrainer:
+    def sgd(module):
+        return torch.optim.SGD(module.parameters(), lr=lr) if module is not None else None
+
+    return MultiNetworkTrainer(system, sgd(system.network_a), sgd(system.network_b), sgd(system.synthetic_gradient),
+                               PERIOD, BATCH, torch.device("cpu"), sg_scale=sg_scale)
+
+
+def windows(count: int, seed: int = 0):
+    images, labels = fake_digits()
+    stream = DigitStream(images / 9, labels, BATCH, PERIOD, seed)
+    return [stream.next_window() for _ in range(count)]
+
+
+def flat(module: nn.Module) -> torch.Tensor:
+    return torch.cat([p.detach().flatten() for p in module.parameters()])
+
+
+@pytest.mark.parametrize("regime", ["e2e", "dni", "decoupled_no_dni"])
+def test_a_updates_every_t_steps_when_decoupled_and_every_t_squared_steps_end_to_end(regime):
+    system = make_system(InterfaceName(regime))
+    trainer = make_trainer(system)
+    a_changed, b_changed = [], []
+    for window in windows(3 * PERIOD):
+        a_before, b_before = flat(system.network_a), flat(system.network_b)
+        result = trainer.train_window(*window)
+        a_changed.append(not torch.equal(a_before, flat(system.network_a)))
+        b_changed.append(not torch.equal(b_before, flat(system.network_b)))
+        assert (result.a_updated, result.b_updated) == (a_changed[-1], b_changed[-1])
+    every_window, every_period = [True] * (3 * PERIOD), [False, True] * 3  # T = 2 windows per period
+    assert a_changed == (every_period if regime == "e2e" else every_window)
+    assert b_changed == every_period
+
+
+def test_decoupled_without_dni_gives_a_exactly_zero_gradient_from_b():
+    """A's trajectory is bit-identical whatever B is, and its message head never gets a gradient."""
+    trajectories = []
+    for b_seed in (1, 2):
+        system = make_system(InterfaceName.decoupled_no_dni)
+        torch.manual_seed(b_seed)
+        system.network_b = TwoNetworkSystem(InterfaceName.e2e, 28 * 28, UNITS, 2, PERIOD).network_b
+        trainer = make_trainer(system)
+        for window in windows(2 * PERIOD):
+            trainer.train_window(*window)
+            assert all(p.grad is None for p in system.network_a.message_head.parameters())
+        trajectories.append(flat(system.network_a))
+    assert torch.equal(*trajectories)
+    # With dni, B reaches A through the learned SG: the same experiment diverges.
+    dni_trajectories = []
+    for b_seed in (1, 2):
+        system = make_system(InterfaceName.dni)
+        torch.manual_seed(b_seed)
+        system.network_b = TwoNetworkSystem(InterfaceName.e2e, 28 * 28, UNITS, 2, PERIOD).network_b
+        trainer = make_trainer(system)
+        for window in windows(3 * PERIOD):
+            trainer.train_window(*window)
+        dni_trajectories.append(flat(system.network_a))
+    assert not torch.equal(*dni_trajectories)
+
+
+class OracleSyntheticGradient(nn.Module):
+    """Emits a fixed gradient for every message (the test sets it before each window)."""
+
+    def __init__(self):
+        super().__init__()
+        self.offset = nn.Parameter(torch.zeros(()))  # lets the trainer's SG regression run
+        self.value = torch.zeros(BATCH, UNITS)
+
+    def forward(self, messages: torch.Tensor) -> torch.Tensor:
+        return self.value.repeat(messages.shape[0] // BATCH, 1) + self.offset
+
+
+def a_gradients(network: nn.Module) -> torch.Tensor:
+    return torch.cat([p.grad.flatten() if p.grad is not None else torch.zeros(p.numel()) for p in network.parameters()])
+
+
+def test_dni_update_with_an_oracle_sg_matches_the_end_to_end_gradient_of_its_window():
+    data = windows(PERIOD)
+    system = make_system(InterfaceName.e2e)
+    # Reference: the joint graph over one update period, each window of A with its own copy of A's
+    # weights, so the gradient of each copy is what that window contributes to the e2e update.
+    copies = [copy.deepcopy(system.network_a) for _ in range(PERIOD)]
+    a_state, b_state = system.initial_states(BATCH, torch.device("cpu"))
+    network_b = copy.deepcopy(system.network_b)
+    total, messages = 0, []
+    for network_a, (images, odd, threes) in zip(copies, data):
+        odd_logits, message, a_state = network_a(images, a_state)
+        message.retain_grad()
+        messages.append(message)
+        b_logits, b_state = network_b(message, b_state)
+        total = total + F.cross_entropy(odd_logits, odd) + F.cross_entropy(b_logits, threes)
+    total.backward()
+
+    # The production e2e update sees the sum of the windows' contributions.
+    e2e_trainer = make_trainer(system, lr=0.0)
+    for window in data:
+        e2e_trainer.train_window(*window)
+    assert torch.allclose(a_gradients(system.network_a), sum(a_gradients(c) for c in copies), atol=1e-6)
+
+    # dni with the true message gradient (per example, unscaled) as its SG: the last window's
+    # update equals that window's e2e contribution; nothing later in the period depends on A's state.
+    dni = make_system(InterfaceName.dni)
+    dni.network_a.load_state_dict(system.network_a.state_dict())
+    dni.synthetic_gradient = OracleSyntheticGradient()
+    trainer = make_trainer(dni, lr=0.0, sg_scale=1.0)
+    trainer.train_window(*data[0])
+    dni.synthetic_gradient.value = messages[-1].grad * BATCH
+    trainer.train_window(*data[1])
+    assert torch.allclose(a_gradients(dni.network_a), a_gradients(copies[-1]), atol=1e-6)
+    assert a_gradients(dni.network_a.message_head).abs().sum() > 0
+
+
+def test_sg_model_is_regressed_on_the_true_message_gradient_of_b():
+    system = make_system(InterfaceName.dni)
+    trainer = make_trainer(system, lr=0.0)
+    data = windows(PERIOD)
+    results = [trainer.train_window(*window) for window in data]
+    assert results[0].sg_loss is None and results[-1].sg_loss is not None
+    # A fresh SG model emits zero, so its loss is the mean squared norm of its targets, which must be non-zero.
+    assert results[-1].sg_loss.item() == pytest.approx(results[-1].sg_target_norm2.item())
+    assert results[-1].sg_loss.item() > 0
+    # Only the SG model's output layer sees a gradient at first (its input to it is zero-weighted).
+    assert system.synthetic_gradient.output.weight.grad.abs().sum() > 0
+
+
+MULTI_RUN = ("experiment=fig8", "dataset.digit_stream.period=2", "trainer.max_steps=24", "trainer.log_every=4",
+             "trainer.eval_every=4", "trainer.checkpoint_every=8", "dataset.digit_stream.eval_length=8")
+
+
+@pytest.mark.parametrize("regime", ["e2e", "dni", "decoupled_no_dni"])
+def test_fig8_run_logs_both_test_errors(regime, tmp_path):
+    summary = run_in_process([*MULTI_RUN, f"interface={regime}"], tmp_path)
+    assert summary["status"] == "completed" and summary["steps"] == 24
+    lines = metrics_lines(tmp_path)
+    assert [line["step"] for line in lines] == [4, 8, 12, 16, 20, 24]
+    assert all(0 <= line["test/a_error"] <= 1 and 0 <= line["test/b_error"] <= 1 for line in lines)
+    assert ("train/sg_loss" in lines[-1]) == (regime == "dni")
+    assert summary["test_b_error"] == lines[-1]["test/b_error"]
+
+
+def test_resume_continues_the_stream_and_both_networks_states(tmp_path, monkeypatch):
+    run = (*MULTI_RUN, "interface=dni")
+    run_in_process(list(run), tmp_path / "whole")
+    crash_after_logging(monkeypatch, tmp_path / "killed", step=12, run=run)
+    saved = load_checkpoint(tmp_path / "killed")
+    assert saved["step"] == 8
+    assert saved["stream"]["history"].shape == (2, 8)  # T^2 - T labels for each of the 8 streams
+    assert all(t.abs().sum() > 0 for t in (*saved["networks_state"]["a_state"], *saved["networks_state"]["b_state"]))
+    run_in_process([], tmp_path / "killed", resume=True)
+    assert logged_values(tmp_path / "killed") == logged_values(tmp_path / "whole")
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["trainer.max_steps=30"], "multiple of T^2=16"),
+        (["interface=bptt"], "not a multi-network regime"),
+        (["model=fcn"], "use model=two_rnn"),
+        (["dataset.digit_stream.digits=cifar10"], "not a digit dataset"),
+        (["optimizer.lr_decay_at=[0.5]"], "lr_decay_at=[]"),
+        (["dataset.digit_stream.eval_length=10"], "multiple of the period"),
+    ],
+)
+def test_bad_multi_network_settings_fail_with_a_clear_message(overrides, message):
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]").replace("^", r"\^")):
+        validate(compose_config(["experiment=fig8", *overrides]))
+
+
+def test_multi_network_regimes_are_refused_on_other_tasks():
+    with pytest.raises(ConfigError, match="belongs to the multi-network task"):
+        validate(compose_config(["interface=e2e"]))
+
+
+def test_cli_rejects_a_run_length_off_the_update_period(tmp_path):
+    result = train_cli(["experiment=fig8", "trainer.max_steps=20", f"hydra.run.dir={tmp_path}/run"])
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1].startswith("error: trainer.max_steps=20 must be a multiple of T^2=16")
+    assert not list(tmp_path.rglob("summary.json"))
