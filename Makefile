@@ -12,7 +12,7 @@ DEMO_DIR := logs/demo/multiruns/$(shell date +%Y-%m-%d_%H-%M-%S)_$(shell od -An 
 
 .PHONY: help install demo test bench table1 table1-mnist-fcn table1-mnist-cnn table1-cifar10-fcn table1-cifar10-cnn table1-report \
 	ff-studies fig5 fig9 fig12 stale-baseline deep-cdni clean-logs \
-	table2 table2-copy table2-repeat-copy table2-lm table2-report fig7 bench-rnn
+	table2 table2-copy table2-repeat-copy table2-lm table2-report fig7 bench-rnn fig8 fig8-report
 
 help:
 	@echo "make demo     set up, train Bprop/DNI/cDNI on the embedded MNIST digits, print a table, plot curves"
@@ -28,6 +28,7 @@ help:
 	@echo "make table2   Copy, Repeat Copy and char-LM rows, bptt/dni/dni_aux x T (PROFILE, LM_DATA), then results/table2.md"
 	@echo "make fig7     curriculum progress and BPC curves vs samples and wall time from the table2 runs (results/fig7_*)"
 	@echo "make bench-rnn  step time of recurrent dni and dni_aux vs truncated BPTT"
+	@echo "make fig8     Networks A and B on the digit stream, e2e/dni/decoupled_no_dni (PROFILE, FIG8_SEEDS), then results/fig8.*"
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -147,3 +148,15 @@ table2: table2-copy table2-repeat-copy table2-lm table2-report
 
 fig7: install
 	$(PY) scripts/make_fig7.py --logs logs --out-dir results
+
+# Fig. 8 (section 3.3, appendix A.4): the three regimes of the two-network system on
+# the MNIST digit stream, T=4. FIG8_SEEDS=0,1 adds a seed; ARGS=launcher=local_parallel
+# runs two jobs at once.
+FIG8_SEEDS ?= 0
+
+fig8: install
+	$(PY) train.py -m experiment=fig8 profile=$(PROFILE) interface=e2e,dni,decoupled_no_dni seed=$(FIG8_SEEDS) $(ARGS)
+	$(MAKE) fig8-report
+
+fig8-report: install
+	$(PY) scripts/make_fig8.py --logs logs/fig8 --out-dir results

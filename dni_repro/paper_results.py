@@ -62,3 +62,12 @@ RECURRENT_TITLES = {"bptt": "BPTT", "dni": "DNI", "dni_aux": "DNI + Aux"}
 # Section 3.2: DNI+Aux with T=5 reaches the BPC of BPTT with T=20 (1.35) with 58% of
 # the data and in half the wall-clock time.
 TIME_TO_TARGET = {"target_bpc": 1.35, "data_fraction": 0.58, "time_speedup": 2.0}
+
+# Section 3.3 and Fig. 8 (T = 4): the paper prints no numbers for the multi-network
+# system, only these findings, quoted per regime.
+FIG8_TITLES = {"e2e": "End-to-end (e2e)", "dni": "DNI", "decoupled_no_dni": "Decoupled, no DNI"}
+FIG8_FINDINGS = {
+    "a_speed": "decoupled A (DNI or not) reaches its final error in under half the steps of e2e A",
+    "b_dni": "B with DNI trains faster than e2e and reaches a similar final accuracy",
+    "b_no_dni": "B without DNI performs poorly: A gets no feedback on what to send",
+}
