@@ -1,5 +1,8 @@
 """The multi-network system of section 3.3: labels, update rates, the regimes' gradients, runs and resume."""
 import copy
+import json
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -7,12 +10,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from dni_repro.checkpoint import load_checkpoint
-from dni_repro.config import InterfaceName, validate
+from dni_repro.config import REPO_ROOT, InterfaceName, validate
 from dni_repro.data.digit_stream import DigitStream, WindowCounter
 from dni_repro.dni.multi_network import MultiNetworkTrainer, TwoNetworkSystem
 from dni_repro.errors import ConfigError
 from dni_repro.models.bn_lstm import BatchNormLSTMCell
-from tests.conftest import compose_config, run_in_process, train_cli
+from tests.conftest import CLI_ENV, compose_config, run_in_process, train_cli
 from tests.test_recurrent_runs import logged_values
 from tests.test_reproducibility import crash_after_logging, metrics_lines
 
@@ -261,3 +264,31 @@ def test_cli_rejects_a_run_length_off_the_update_period(tmp_path):
     assert result.returncode != 0
     assert result.stderr.strip().splitlines()[-1].startswith("error: trainer.max_steps=20 must be a multiple of T^2=16")
     assert not list(tmp_path.rglob("summary.json"))
+
+
+def write_test_errors(run_dir, a_errors, b_errors):
+    """Replace a run's curves with hand-made ones, evaluated every 4 steps."""
+    lines = [{"step": 4 * (i + 1), "test/a_error": a, "test/b_error": b} for i, (a, b) in enumerate(zip(a_errors, b_errors))]
+    (run_dir / "metrics.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+
+
+def test_fig8_report_measures_steps_to_the_final_error_and_quotes_the_paper(tmp_path):
+    for regime in ("e2e", "dni", "decoupled_no_dni"):
+        run_in_process([*MULTI_RUN, f"interface={regime}"], tmp_path / "fig8" / regime)
+    write_test_errors(tmp_path / "fig8" / "e2e", [0.6, 0.5, 0.4, 0.3, 0.3, 0.3], [0.7, 0.6, 0.5, 0.4, 0.4, 0.4])
+    write_test_errors(tmp_path / "fig8" / "dni", [0.5, 0.3, 0.3, 0.29, 0.3, 0.31], [0.7, 0.6, 0.5, 0.45, 0.42, 0.42])
+    write_test_errors(tmp_path / "fig8" / "decoupled_no_dni", [0.5, 0.3, 0.2, 0.2, 0.2, 0.2], [0.7] * 6)
+    result = subprocess.run([sys.executable, "scripts/make_fig8.py", "--logs", str(tmp_path / "fig8"),
+                             "--out-dir", str(tmp_path / "out")], cwd=REPO_ROOT, env=CLI_ENV, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    markdown = (tmp_path / "out" / "fig8.md").read_text()
+    # Final error: the mean of the last three evaluations; reaching it: the first evaluation within 0.01.
+    assert "| End-to-end (e2e) | 0 | 0.300 | 0.400 | 16 | 16 | 1 |" in markdown
+    assert "| DNI | 0 | 0.300 | 0.430 | 8 | 8 | 2 |" in markdown
+    assert "| Decoupled, no DNI | 0 | 0.200 | 0.700 | 12 | 8 | 2 |" in markdown
+    assert "at step 8, e2e A at 16 (ratio 0.50)" in markdown
+    assert "under half the steps" in markdown and "profile: smoke" in markdown
+    assert (tmp_path / "out" / "fig8.png").stat().st_size > 10_000
+    empty = subprocess.run([sys.executable, "scripts/make_fig8.py", "--logs", str(tmp_path / "none")], cwd=REPO_ROOT,
+                           env=CLI_ENV, capture_output=True, text=True)
+    assert empty.returncode == 1 and "make fig8" in empty.stderr
