@@ -292,3 +292,15 @@ def test_fig8_report_measures_steps_to_the_final_error_and_quotes_the_paper(tmp_
     empty = subprocess.run([sys.executable, "scripts/make_fig8.py", "--logs", str(tmp_path / "none")], cwd=REPO_ROOT,
                            env=CLI_ENV, capture_output=True, text=True)
     assert empty.returncode == 1 and "make fig8" in empty.stderr
+
+
+@pytest.mark.parametrize("profile", ["paper", "quick", "smoke"])
+def test_fig8_composes_under_every_profile_with_the_paper_factors(profile):
+    cfg = compose_config(["experiment=fig8", f"profile={profile}"])
+    validate(cfg)
+    assert cfg.dataset.digit_stream.period == 4 and cfg.interface.sg_scale == 10.0
+    assert cfg.interface.sg.hidden_layers == 1 and cfg.interface.sg.hidden_width == cfg.model.width
+    if profile == "paper":
+        assert cfg.optimizer.lr == 1e-5 and cfg.model.width == 256 and cfg.model.recurrent_batch_norm
+    # The recurrent LSTM keeps its own factor, 0.1 (A.3).
+    assert compose_config(["experiment=table2_copy", f"profile={profile}"]).interface.sg_scale == 0.1
