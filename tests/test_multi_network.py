@@ -300,3 +300,24 @@ def test_fig8_composes_under_every_profile_with_the_paper_factors(profile):
         assert cfg.optimizer.lr == 1e-5 and cfg.model.width == 256 and cfg.model.recurrent_batch_norm
     # The recurrent LSTM keeps its own factor, 0.1 (A.3).
     assert compose_config(["experiment=table2_copy", f"profile={profile}"]).interface.sg_scale == 0.1
+
+
+def test_sg_model_learns_the_message_gradient_when_the_networks_hold_still():
+    """A and B frozen, the same update period repeated from the same states: M's regression converges."""
+    system = make_system(InterfaceName.dni)
+    frozen = lambda module: torch.optim.SGD(module.parameters(), lr=0.0)  # noqa: E731
+    trainer = MultiNetworkTrainer(system, frozen(system.network_a), frozen(system.network_b),
+                                  torch.optim.Adam(system.synthetic_gradient.parameters(), lr=1e-2),
+                                  PERIOD, BATCH, torch.device("cpu"), sg_scale=10.0)
+    system.eval()  # batch norm with fixed statistics, so the targets are the same every period
+    data = windows(PERIOD)
+    start = (trainer.a_state, trainer.b_state)
+    losses, cosines = [], []
+    for _ in range(200):
+        trainer.a_state, trainer.b_state = start
+        result = [trainer.train_window(*window) for window in data][-1]
+        losses.append(result.sg_loss.item() / result.sg_target_norm2.item())
+        cosines.append(result.sg_cosine.item())
+    assert losses[0] == pytest.approx(1.0) and cosines[0] == 0
+    # Eight hidden units cannot fit every target exactly; most of it is enough to rule out a wrong sign or target.
+    assert losses[-1] < 0.2 and cosines[-1] > 0.9

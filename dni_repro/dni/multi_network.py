@@ -120,6 +120,8 @@ class WindowResult:
     b_updated: bool
     sg_loss: Optional[torch.Tensor] = None  # at B's updates, dni only
     sg_target_norm2: Optional[torch.Tensor] = None
+    # Cosine between all of M's predictions and their targets, as one vector: does M point the right way?
+    sg_cosine: Optional[torch.Tensor] = None
 
 
 @dataclass
@@ -221,6 +223,7 @@ class MultiNetworkTrainer:
             self.optimizer_sg.step()
             result.sg_loss = sg_loss.detach()
             result.sg_target_norm2 = targets.pow(2).sum() / len(messages)
+            result.sg_cosine = F.cosine_similarity(predicted.detach().flatten(), targets.flatten(), dim=0)
 
         self.b_state = _detached(self.b_state)
         self.window = 0

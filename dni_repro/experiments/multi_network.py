@@ -121,6 +121,7 @@ def run(cfg, run_dir: Path, resume: bool = False) -> dict:
                 if result.sg_loss is not None:
                     metrics["train/sg_loss"] = result.sg_loss.item()
                     metrics["train/sg_target_norm2"] = result.sg_target_norm2.item()
+                    metrics["train/sg_cosine"] = result.sg_cosine.item()
                 running = dict.fromkeys(RUNNING_KEYS, 0.0)
             if step % trainer_cfg.eval_every == 0 or last_step:
                 test_stream = DigitStream(digits.test.inputs, digits.test.labels, trainer_cfg.eval_batch_size,
