@@ -13,9 +13,10 @@ from dni_repro.checkpoint import load_checkpoint
 from dni_repro.config import REPO_ROOT, InterfaceName, validate
 from dni_repro.data.digit_stream import DigitStream, WindowCounter
 from dni_repro.dni.multi_network import MultiNetworkTrainer, TwoNetworkSystem
-from dni_repro.errors import ConfigError
+from dni_repro.errors import ConfigError, DataError
 from dni_repro.models.bn_lstm import BatchNormLSTMCell
 from tests.conftest import CLI_ENV, compose_config, run_in_process, train_cli
+from tests.fake_datasets import write_idx_dataset
 from tests.test_recurrent_runs import logged_values
 from tests.test_reproducibility import crash_after_logging, metrics_lines
 
@@ -321,3 +322,13 @@ def test_sg_model_learns_the_message_gradient_when_the_networks_hold_still():
     assert losses[0] == pytest.approx(1.0) and cosines[0] == 0
     # Eight hidden units cannot fit every target exactly; most of it is enough to rule out a wrong sign or target.
     assert losses[-1] < 0.2 and cosines[-1] > 0.9
+
+
+def test_digit_stream_reads_the_full_mnist_files_or_names_them_when_missing(tmp_path):
+    run = [*MULTI_RUN, "interface=dni", "dataset.digit_stream.digits=mnist", f"paths.data_dir={tmp_path / 'data'}",
+           "trainer.max_steps=4"]
+    with pytest.raises(DataError, match="train-images-idx3-ubyte.*dataset.root"):
+        run_in_process(run, tmp_path / "missing")
+    assert not list((tmp_path / "missing").rglob("summary.json"))
+    write_idx_dataset(tmp_path / "data" / "mnist")
+    assert run_in_process(run, tmp_path / "present")["status"] == "completed"
