@@ -151,7 +151,8 @@ fig7: install
 
 # Fig. 8 (section 3.3, appendix A.4): the three regimes of the two-network system on
 # the MNIST digit stream, T=4. FIG8_SEEDS=0,1 adds a seed; ARGS=launcher=local_parallel
-# runs two jobs at once.
+# runs two jobs at once. The report covers the runs of PROFILE: results/fig8.* for quick,
+# results/fig8_<profile>.* otherwise.
 FIG8_SEEDS ?= 0
 
 fig8: install
@@ -159,4 +160,4 @@ fig8: install
 	$(MAKE) fig8-report
 
 fig8-report: install
-	$(PY) scripts/make_fig8.py --logs logs/fig8 --out-dir results
+	$(PY) scripts/make_fig8.py --logs logs/fig8 --out-dir results --profile $(PROFILE) --stem fig8$(if $(filter-out quick,$(PROFILE)),_$(PROFILE))

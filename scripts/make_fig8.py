@@ -1,6 +1,7 @@
-"""Write results/fig8.md and results/fig8.png from the multi-network runs (section 3.3).
+"""Write results/<stem>.md and <stem>.png from the multi-network runs (section 3.3, Fig. 8).
 
-Usage: python scripts/make_fig8.py [--logs logs/fig8] [--out-dir results]
+Runs of one profile make one report: pass --profile when logs/fig8 holds several.
+Usage: python scripts/make_fig8.py [--logs logs/fig8] [--out-dir results] [--profile quick] [--stem fig8]
 """
 import argparse
 import sys
@@ -16,15 +17,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--logs", type=Path, default=Path("logs/fig8"))
     parser.add_argument("--out-dir", type=Path, default=Path("results"))
+    parser.add_argument("--profile", default=None, help="only the runs of this profile (quick, paper, smoke)")
+    parser.add_argument("--stem", default="fig8", help="output file names: <stem>.md and <stem>.png")
     args = parser.parse_args()
     runs = [run for run in load_runs(args.logs) if regime_of(run) is not None] if args.logs.is_dir() else []
+    if args.profile is not None:
+        runs = [run for run in runs if run.summary["provenance"]["profile"] == args.profile]
     if not runs:
-        sys.exit(f"error: no completed multi-network runs under {args.logs}; run `make fig8` first")
+        sys.exit(f"error: no completed multi-network runs{' of profile ' + args.profile if args.profile else ''} "
+                 f"under {args.logs}; run `make fig8` first")
+    profiles = sorted({run.summary["provenance"]["profile"] for run in runs})
+    if len(profiles) > 1:
+        sys.exit(f"error: {args.logs} holds runs of the profiles {', '.join(profiles)}; pick one with --profile")
     markdown, plot = fig8_report(runs)
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    (args.out_dir / "fig8.md").write_text(markdown)
-    plot(args.out_dir / "fig8.png")
-    print(f"wrote {args.out_dir}/fig8.md and fig8.png from {len(runs)} runs")
+    (args.out_dir / f"{args.stem}.md").write_text(markdown)
+    plot(args.out_dir / f"{args.stem}.png")
+    print(f"wrote {args.out_dir}/{args.stem}.md and {args.stem}.png from {len(runs)} {profiles[0]}-profile runs")
 
 
 if __name__ == "__main__":

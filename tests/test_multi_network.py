@@ -286,9 +286,11 @@ def test_fig8_report_measures_steps_to_the_final_error_and_quotes_the_paper(tmp_
     assert "at step 8, e2e A at 16 (ratio 0.50)" in markdown
     assert "under half the steps" in markdown and "profile: smoke" in markdown
     assert (tmp_path / "out" / "fig8.png").stat().st_size > 10_000
-    empty = subprocess.run([sys.executable, "scripts/make_fig8.py", "--logs", str(tmp_path / "none")], cwd=REPO_ROOT,
-                           env=CLI_ENV, capture_output=True, text=True)
-    assert empty.returncode == 1 and "make fig8" in empty.stderr
+    for extra, message in ((["--logs", str(tmp_path / "none")], "make fig8"),
+                           (["--logs", str(tmp_path / "fig8"), "--profile", "paper"], "of profile paper")):
+        empty = subprocess.run([sys.executable, "scripts/make_fig8.py", *extra], cwd=REPO_ROOT, env=CLI_ENV,
+                               capture_output=True, text=True)
+        assert empty.returncode == 1 and message in empty.stderr
 
 
 @pytest.mark.parametrize("profile", ["paper", "quick", "smoke"])
