@@ -436,8 +436,10 @@ def _validate_multi_network(cfg: Any) -> None:
     )
     _forbid_feedforward_options(cfg)
     _require(
-        not interface.sg_loss_into_core,
-        "interface.sg_loss_into_core is a recurrent-task option; remove it for dataset=digit_stream",
+        not interface.sg_loss_into_core and not cfg.model.peepholes
+        and trainer.bptt_length == TrainerConfig.bptt_length and trainer.early_stopping_patience == 0,
+        "interface.sg_loss_into_core, model.peepholes, trainer.bptt_length and trainer.early_stopping_patience are "
+        "options of the copy and language-model tasks; remove them (the multi-network T is dataset.digit_stream.period)",
     )
     _require(
         stream.digits in DIGIT_SOURCES,

@@ -244,6 +244,8 @@ def test_resume_continues_the_stream_and_both_networks_states(tmp_path, monkeypa
         (["dataset.digit_stream.digits=cifar10"], "not a digit dataset"),
         (["optimizer.lr_decay_at=[0.5]"], "lr_decay_at=[]"),
         (["dataset.digit_stream.eval_length=10"], "multiple of the period"),
+        (["trainer.bptt_length=4"], "the multi-network T is dataset.digit_stream.period"),
+        (["model.peepholes=true"], "options of the copy and language-model tasks"),
     ],
 )
 def test_bad_multi_network_settings_fail_with_a_clear_message(overrides, message):
