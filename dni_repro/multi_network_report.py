@@ -3,6 +3,7 @@
 Reads completed multi-network runs (`reports.load_runs`), keeps the newest run of
 each (regime, seed), and returns the markdown and a PNG writer.
 """
+import textwrap
 from pathlib import Path
 from typing import Optional
 
@@ -101,7 +102,8 @@ def fig8_report(runs: list[FinishedRun]) -> tuple[str, Figure]:
             axis.grid(True, alpha=0.3)
             axis.legend(fontsize=7)
         axes[1].set_xlabel("time steps")
-        _save(figure, png, "Fig. 8 — " + (caption([run for _, run in ordered]) if ordered else "no runs"))
+        title = "Fig. 8 — " + (caption([run for _, run in ordered]) if ordered else "no runs")
+        _save(figure, png, textwrap.fill(title, width=110))
 
     return "\n".join(lines) + "\n", plot
 
