@@ -285,7 +285,9 @@ def test_fig8_report_measures_steps_to_the_final_error_and_quotes_the_paper(tmp_
     assert "| End-to-end (e2e) | 0 | 0.300 | 0.400 | 16 | 16 | 1 |" in markdown
     assert "| DNI | 0 | 0.300 | 0.430 | 8 | 8 | 2 |" in markdown
     assert "| Decoupled, no DNI | 0 | 0.200 | 0.700 | 12 | 8 | 2 |" in markdown
-    assert "at step 8, e2e A at 16 (ratio 0.50)" in markdown
+    assert "e2e A at step 16; DNI A at step 8, ratio 0.50; Decoupled, no DNI A at step 8, ratio 0.50" in markdown
+    # A quarter of the 24-step runs: the evaluation at step 4.
+    assert "after a quarter of the run: DNI 0.700, e2e 0.700; final: DNI 0.430, e2e 0.400" in markdown
     assert "under half the steps" in markdown and "profile: smoke" in markdown
     assert (tmp_path / "out" / "fig8.png").stat().st_size > 10_000
     for extra, message in ((["--logs", str(tmp_path / "none")], "make fig8"),
