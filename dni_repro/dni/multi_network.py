@@ -250,8 +250,8 @@ def evaluate_errors(system: TwoNetworkSystem, stream, windows: int, device: torc
         images, odd, threes = stream.next_window()
         odd_logits, message, a_state = system.network_a(images, a_state)
         b_logits, b_state = system.network_b(message, b_state)
-        a_errors += _errors(odd_logits, odd).item()
-        b_errors += _errors(b_logits, threes).item()
+        a_errors = a_errors + _errors(odd_logits, odd)  # kept on the device until the end
+        b_errors = b_errors + _errors(b_logits, threes)
     system.train(was_training)
     outputs = windows * stream.batch_size
-    return a_errors / outputs, b_errors / outputs
+    return float(a_errors) / outputs, float(b_errors) / outputs

@@ -83,7 +83,7 @@ def run(cfg, run_dir: Path, resume: bool = False) -> dict:
             "optimizer_sg": optimizer_sg.state_dict() if optimizer_sg is not None else None,
             "stream": stream.state_dict(),
             "networks_state": trainer.state_dict(),
-            "running": running,
+            "running": {key: float(value) for key, value in running.items()},
             "train_time_s": train_time,
             "final_errors": final_errors,
         })
@@ -100,8 +100,9 @@ def run(cfg, run_dir: Path, resume: bool = False) -> dict:
             for _ in range(period):
                 images, odd, threes = stream.next_window()
                 result = trainer.train_window(images, odd, threes)
+                # Summed on the device; read back (one sync) only when logged or saved.
                 for key in ("a_loss", "b_loss", "a_errors", "b_errors"):
-                    running[key] += getattr(result, key).item()
+                    running[key] = running[key] + getattr(result, key).double()
                 running["windows"] += 1
             step += update_period
             train_time += time.perf_counter() - period_started
@@ -109,14 +110,15 @@ def run(cfg, run_dir: Path, resume: bool = False) -> dict:
             last_step = step == max_steps
             metrics = {}
             if step % trainer_cfg.log_every == 0 or last_step:
-                outputs = running["windows"] * batch_size
+                sums = {key: float(value) for key, value in running.items()}
+                outputs = sums["windows"] * batch_size
                 metrics = {
                     "samples": step * batch_size,  # digits seen, all streams together
                     "time/train_s": train_time,
-                    "train/a_loss": running["a_loss"] / running["windows"],
-                    "train/b_loss": running["b_loss"] / running["windows"],
-                    "train/a_error": running["a_errors"] / outputs,
-                    "train/b_error": running["b_errors"] / outputs,
+                    "train/a_loss": sums["a_loss"] / sums["windows"],
+                    "train/b_loss": sums["b_loss"] / sums["windows"],
+                    "train/a_error": sums["a_errors"] / outputs,
+                    "train/b_error": sums["b_errors"] / outputs,
                 }
                 if result.sg_loss is not None:
                     metrics["train/sg_loss"] = result.sg_loss.item()
