@@ -295,6 +295,14 @@ def test_fig8_report_measures_steps_to_the_final_error_and_quotes_the_paper(tmp_
         empty = subprocess.run([sys.executable, "scripts/make_fig8.py", *extra], cwd=REPO_ROOT, env=CLI_ENV,
                                capture_output=True, text=True)
         assert empty.returncode == 1 and message in empty.stderr
+    # Runs of two profiles are never mixed into one report.
+    summary_path = tmp_path / "fig8" / "dni" / "summary.json"
+    summary = json.loads(summary_path.read_text())
+    summary["provenance"]["profile"] = "paper"
+    summary_path.write_text(json.dumps(summary))
+    mixed = subprocess.run([sys.executable, "scripts/make_fig8.py", "--logs", str(tmp_path / "fig8")], cwd=REPO_ROOT,
+                           env=CLI_ENV, capture_output=True, text=True)
+    assert mixed.returncode == 1 and "profiles paper, smoke; pick one with --profile" in mixed.stderr
 
 
 @pytest.mark.parametrize("profile", ["paper", "quick", "smoke"])
