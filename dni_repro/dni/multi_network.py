@@ -126,7 +126,7 @@ class WindowResult:
 
 @dataclass
 class _PendingUpdate:
-    """What B's next update needs: its summed loss graph, and (dni) the messages it read."""
+    """What B's next update needs: its summed loss graph, and with dni the messages it read."""
 
     loss: Optional[torch.Tensor] = None
     messages: list[torch.Tensor] = field(default_factory=list)
@@ -184,8 +184,10 @@ class MultiNetworkTrainer:
             self.optimizer_a.step()
             a_state = _detached(a_state)
             # B reads a copy of the message; with dni it records B's gradient for M's target.
-            b_input = message.detach().requires_grad_(regime == InterfaceName.dni)
-            self.pending.messages.append(b_input)
+            b_input = message.detach()
+            if regime == InterfaceName.dni:
+                b_input.requires_grad_(True)
+                self.pending.messages.append(b_input)
 
         b_logits, self.b_state = system.network_b(b_input, self.b_state)
         b_loss = F.cross_entropy(b_logits, threes)
