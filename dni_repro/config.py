@@ -48,6 +48,9 @@ class InterfaceName(str, Enum):
     dni = "dni"
     cdni = "cdni"
     stale = "stale"  # moving average of past gradients, the baseline of section 3.1
+    fa = "fa"  # Feedback Alignment: fixed random matrices in place of the receivers' weights in the backward pass
+    dfa = "dfa"  # Direct Feedback Alignment: the output error through a fixed random matrix to each layer
+    kickback = "kickback"  # Kickback: a scalar output error, backpropagated through one receiver layer
     bptt = "bptt"  # recurrent: truncated BPTT, zero gradient at each truncation boundary
     dni_aux = "dni_aux"  # recurrent: dni plus the future-SG auxiliary task (Fig. 3b)
     e2e = "e2e"  # multi-network: A and B as one graph, unrolled T^2 steps per update
@@ -65,7 +68,12 @@ MULTI_NETWORK_INTERFACES = (InterfaceName.e2e, InterfaceName.dni, InterfaceName.
 
 
 # Interfaces that emit a gradient of their own instead of passing the true one.
-GRADIENT_EMITTING = (InterfaceName.dni, InterfaceName.cdni, InterfaceName.stale)
+GRADIENT_EMITTING = (InterfaceName.dni, InterfaceName.cdni, InterfaceName.stale, InterfaceName.dfa, InterfaceName.kickback)
+
+# The error-approximation methods of Czarnecki et al. (2017), section 5: fully connected models only.
+FEEDBACK_ALIGNMENT_INTERFACES = (InterfaceName.fa, InterfaceName.dfa, InterfaceName.kickback)
+
+FEEDFORWARD_INTERFACE_CHOICES = "interface=bprop|no_bprop|dni|cdni|stale|fa|dfa|kickback"
 
 
 class OptimizerName(str, Enum):
@@ -362,12 +370,12 @@ def validate(cfg: Any) -> None:
     _require(
         cfg.interface.name not in (InterfaceName.bptt, InterfaceName.dni_aux),
         f"interface={cfg.interface.name.value} belongs to the recurrent tasks; pick a sequence dataset "
-        "(copy, repeat_copy, ptb_char, text) or interface=bprop|no_bprop|dni|cdni|stale",
+        f"(copy, repeat_copy, ptb_char, text) or {FEEDFORWARD_INTERFACE_CHOICES}",
     )
     _require(
         cfg.interface.name not in (InterfaceName.e2e, InterfaceName.decoupled_no_dni),
         f"interface={cfg.interface.name.value} belongs to the multi-network task; use dataset=digit_stream "
-        "or interface=bprop|no_bprop|dni|cdni|stale",
+        f"or {FEEDFORWARD_INTERFACE_CHOICES}",
     )
     _require(
         len(cfg.dataset.input_shape) > 0 and cfg.dataset.num_classes is not None and cfg.dataset.num_classes >= 2,
@@ -379,6 +387,10 @@ def validate(cfg: Any) -> None:
         "remove them or pick a sequence dataset",
     )
     _validate_decoupling(cfg)
+    _require(
+        cfg.interface.name not in FEEDBACK_ALIGNMENT_INTERFACES or cfg.model.name == ModelName.fcn,
+        f"interface={cfg.interface.name.value} is written for fully connected layers; use model=fcn",
+    )
     _require(
         cfg.model.name != ModelName.cnn or len(cfg.dataset.input_shape) == 3,
         f"model=cnn needs an image dataset, but {cfg.dataset.name} has input shape "
@@ -495,8 +507,8 @@ def _validate_decoupling(cfg: Any) -> None:
     _require(quality_every >= 0, f"trainer.sg_quality_every must be >= 0 (0 turns it off), got {quality_every}")
     _require(
         quality_every == 0 or (name in GRADIENT_EMITTING and not interface.synthetic_inputs),
-        f"trainer.sg_quality_every compares emitted gradients with true ones: it needs interface=dni, cdni or "
-        f"stale without synthetic inputs (got interface={name.value}, synthetic_inputs={interface.synthetic_inputs})",
+        f"trainer.sg_quality_every compares emitted gradients with true ones: it needs interface=dni, cdni, "
+        f"stale, dfa or kickback without synthetic inputs (got interface={name.value}, synthetic_inputs={interface.synthetic_inputs})",
     )
 
 

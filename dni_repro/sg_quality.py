@@ -10,9 +10,9 @@ running statistics afterwards.
 import torch
 import torch.nn.functional as F
 
-from dni_repro.dni import DNI, StaleGradientInterface
+from dni_repro.dni import DNI, DirectFeedbackAlignment, Kickback, StaleGradientInterface
 
-EMITTING_TYPES = (DNI, StaleGradientInterface)
+EMITTING_TYPES = (DNI, StaleGradientInterface, DirectFeedbackAlignment, Kickback)
 
 
 def agreement(estimate: torch.Tensor, reference: torch.Tensor) -> dict[str, float]:

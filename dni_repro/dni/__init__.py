@@ -9,7 +9,8 @@
     dni.receive(GradientMessage(x.grad, bootstrapped=True))   # regress the SG model
 """
 from dni_repro.dni.interfaces import DNI, BackpropInterface, CutInterface, Interface, StaleGradientInterface
-from dni_repro.dni.messages import ActivationMessage, GradientMessage
+from dni_repro.dni.feedback_alignment import DirectFeedbackAlignment, FeedbackAlignmentLinear, Kickback
+from dni_repro.dni.messages import ActivationMessage, GradientMessage, OutputErrorMessage
 from dni_repro.dni.synthetic_input import SyntheticInputModel
 from dni_repro.dni.synthetic_gradient import (
     ConvSyntheticGradient,
@@ -24,9 +25,13 @@ __all__ = [
     "ConvSyntheticGradient",
     "CutInterface",
     "DNI",
+    "DirectFeedbackAlignment",
+    "FeedbackAlignmentLinear",
     "GradientMessage",
     "Interface",
+    "Kickback",
     "MLPSyntheticGradient",
+    "OutputErrorMessage",
     "StaleGradientInterface",
     "SyntheticInputModel",
     "build_synthetic_gradient_model",

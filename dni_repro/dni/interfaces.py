@@ -23,7 +23,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from dni_repro.dni.messages import ActivationMessage, GradientMessage
+from dni_repro.dni.messages import ActivationMessage, GradientMessage, OutputErrorMessage
 
 
 class Interface(nn.Module):
@@ -31,6 +31,10 @@ class Interface(nn.Module):
     wants_target: bool = False
     # Whether `send` needs the context (the one-hot label) of the batch.
     conditioned: bool = False
+    # Whether the network should broadcast its output error to this interface after the loss (DFA, Kickback).
+    wants_output_error: bool = False
+    # Whether that interface backpropagates through the receiver, which then must keep a graph to its input.
+    reads_receiver_graph: bool = False
     # Set to a dict to record the emitted gradient ("synthetic") and the target ("target").
     probe: Optional[dict] = None
 
@@ -42,6 +46,10 @@ class Interface(nn.Module):
     def receive(self, message: GradientMessage) -> Optional[torch.Tensor]:
         """Consume a target gradient; returns the regression loss if there is one."""
         return None
+
+    def receive_output_error(self, message: OutputErrorMessage) -> None:
+        """Consume the network's output error (interfaces with `wants_output_error`)."""
+        raise NotImplementedError
 
 
 class BackpropInterface(Interface):

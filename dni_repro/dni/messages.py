@@ -32,3 +32,16 @@ class GradientMessage:
 
     gradient: torch.Tensor
     bootstrapped: bool
+
+
+@dataclass
+class OutputErrorMessage:
+    """Backward, broadcast: the loss's gradient w.r.t. the network's output, to every layer that asked.
+
+    Direct Feedback Alignment and Kickback build a layer's backward message from
+    this global error instead of the gradient of the layer above. `error` is
+    dL/dlogits, (batch, classes); `labels` are the batch's class indices.
+    """
+
+    error: torch.Tensor
+    labels: torch.Tensor

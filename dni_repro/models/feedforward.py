@@ -18,8 +18,12 @@ from dni_repro.dni import (
     DNI,
     BackpropInterface,
     CutInterface,
+    DirectFeedbackAlignment,
+    FeedbackAlignmentLinear,
     GradientMessage,
     Interface,
+    Kickback,
+    OutputErrorMessage,
     StaleGradientInterface,
     build_synthetic_gradient_model,
     one_hot,
@@ -69,6 +73,8 @@ def build_interface(
         return CutInterface()
     if name == InterfaceName.stale:
         return StaleGradientInterface(activation_shape, batch_size, interface_cfg.stale_decay)
+    if name == InterfaceName.dfa:
+        return DirectFeedbackAlignment(activation_shape, num_classes)
     sg = interface_cfg.sg
     conditioned = name == InterfaceName.cdni
     sg_model = build_synthetic_gradient_model(
@@ -124,12 +130,17 @@ class DecoupledStack(nn.Module):
         context = one_hot(labels, self.num_classes) if self.needs_context else None
         updates = update_mask if update_mask is not None else [True] * len(self.layers)
         awaiting_target: list[tuple[Interface, torch.Tensor]] = []
+        # DFA / Kickback interfaces, each with its receiver's input; the receivers' outputs follow.
+        awaiting_error: list[tuple[Interface, torch.Tensor]] = []
+        receiver_outputs: list[torch.Tensor] = []
         sg_losses: list[torch.Tensor] = []
         x = inputs
         # zip stops at the last interface, i.e. below the classifier (slicing a ModuleList would build a new one).
         for index, (layer, interface) in enumerate(zip(self.layers, self.interfaces)):
             with torch.set_grad_enabled(updates[index]):
                 activation = layer(x)
+            if len(receiver_outputs) < len(awaiting_error):
+                receiver_outputs.append(activation)
             receiver_updates = updates[index + 1]
             message = interface.send(activation, context, expects_target=receiver_updates)
             # That send backpropagated a synthetic gradient down to the previous
@@ -141,13 +152,39 @@ class DecoupledStack(nn.Module):
             if interface.wants_target and receiver_updates:
                 x.requires_grad_()
                 awaiting_target.append((interface, x))
+            if interface.wants_output_error:
+                if interface.reads_receiver_graph:
+                    x.requires_grad_()
+                awaiting_error.append((interface, x))
         with torch.set_grad_enabled(updates[-1]):
-            loss = F.cross_entropy(self.layers[-1](x), labels)
+            logits = self.layers[-1](x)
+            loss = F.cross_entropy(logits, labels)
+        if len(receiver_outputs) < len(awaiting_error):
+            receiver_outputs.append(logits)
+        if awaiting_error:
+            self._broadcast_output_error(awaiting_error, receiver_outputs, logits.detach(), labels)
         if updates[-1]:
             loss.backward()
         sg_losses += self._deliver(awaiting_target, bootstrapped=False)
         sg_loss = torch.stack(sg_losses).sum() if sg_losses else None
         return loss.detach(), sg_loss
+
+    @staticmethod
+    def _broadcast_output_error(
+        awaiting: list[tuple[Interface, torch.Tensor]],
+        receiver_outputs: list[torch.Tensor],
+        logits: torch.Tensor,
+        labels: torch.Tensor,
+    ) -> None:
+        """Give every DFA / Kickback interface dL/dlogits of the mean cross-entropy, bottom layer first.
+
+        Bottom first, and before the loss's own backward, because Kickback reads
+        its receiver's graph, which the interface above (or the loss) then frees.
+        """
+        error = (logits.softmax(dim=1) - F.one_hot(labels, logits.shape[1]).to(logits.dtype)) / len(labels)
+        message = OutputErrorMessage(error, labels)
+        for (interface, receiver_input), receiver_output in zip(awaiting, receiver_outputs):
+            interface.receive_output_error(message, receiver_input, receiver_output)
 
     @staticmethod
     def _deliver(awaiting: list[tuple[Interface, torch.Tensor]], bootstrapped: bool) -> list[torch.Tensor]:
@@ -161,6 +198,15 @@ class DecoupledStack(nn.Module):
         return losses
 
 
+def _align_first_linear(layer: nn.Sequential) -> None:
+    """Swap the layer's first linear map for a Feedback Alignment one with the same weights."""
+    for index, module in enumerate(layer):
+        if isinstance(module, nn.Linear):
+            layer[index] = FeedbackAlignmentLinear.replacing(module)
+            return
+    raise ValueError(f"interface=fa needs a linear receiver, got {layer}")
+
+
 def build_network(
     model_cfg, interface_cfg, input_shape: tuple[int, ...], num_classes: int, batch_size: int
 ) -> DecoupledStack:
@@ -171,12 +217,24 @@ def build_network(
         layers = cnn_layers(input_shape, num_classes, model_cfg.depth, model_cfg.width)
     shapes = _output_shapes(layers[:-1], input_shape)
     positions = interface_cfg.positions
-    interfaces = [
-        build_interface(interface_cfg, shape, num_classes, batch_size)
-        if positions is None or boundary in positions
-        else BackpropInterface()
-        for boundary, shape in enumerate(shapes, start=1)
-    ]
+    chosen = [positions is None or boundary in positions for boundary in range(1, len(layers))]
+    if interface_cfg.name == InterfaceName.fa:
+        # FA changes how the receiver sends gradients back, so it lives in the receiver's linear layer;
+        # the boundary itself stays connected.
+        for boundary, aligned in enumerate(chosen, start=1):
+            if aligned:
+                _align_first_linear(layers[boundary])
+        interfaces = [BackpropInterface() for _ in shapes]
+    elif interface_cfg.name == InterfaceName.kickback:
+        interfaces = [
+            Kickback(receiver_is_classifier=boundary == len(shapes)) if kicked else BackpropInterface()
+            for boundary, kicked in enumerate(chosen, start=1)
+        ]
+    else:
+        interfaces = [
+            build_interface(interface_cfg, shape, num_classes, batch_size) if decoupled else BackpropInterface()
+            for shape, decoupled in zip(shapes, chosen)
+        ]
     if interface_cfg.synthetic_inputs:
         # Imported here because complete_unlock builds on DecoupledStack from this module.
         from dni_repro.models.complete_unlock import UnlockedStack
