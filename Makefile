@@ -12,7 +12,8 @@ DEMO_DIR := logs/demo/multiruns/$(shell date +%Y-%m-%d_%H-%M-%S)_$(shell od -An 
 
 .PHONY: help install demo test bench table1 table1-mnist-fcn table1-mnist-cnn table1-cifar10-fcn table1-cifar10-cnn table1-report \
 	ff-studies fig5 fig9 fig12 stale-baseline deep-cdni clean-logs \
-	table2 table2-copy table2-repeat-copy table2-lm table2-report fig7 bench-rnn fig8 fig8-report
+	table2 table2-copy table2-repeat-copy table2-lm table2-report fig7 bench-rnn fig8 fig8-report \
+	czarnecki czarnecki-interfaces czarnecki-interfaces-report
 
 help:
 	@echo "make demo     set up, train Bprop/DNI/cDNI on the embedded MNIST digits, print a table, plot curves"
@@ -29,6 +30,8 @@ help:
 	@echo "make fig7     curriculum progress and BPC curves vs samples and wall time from the table2 runs (results/fig7_*)"
 	@echo "make bench-rnn  step time of recurrent dni and dni_aux vs truncated BPTT"
 	@echo "make fig8     Networks A and B on the digit stream, e2e/dni/decoupled_no_dni (PROFILE, FIG8_SEEDS), then results/fig8.*"
+	@echo "make czarnecki-interfaces  Bprop/FA/DFA/Kickback/DNI/cDNI/No Bprop on MNIST FCNs, depths 3-6 (CZ_SEEDS), results/czarnecki_interfaces.*"
+	@echo "make czarnecki  every Czarnecki et al. 2017 experiment (the czarnecki-* targets)"
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -161,3 +164,16 @@ fig8: install
 
 fig8-report: install
 	$(PY) scripts/make_fig8.py --logs logs/fig8 --out-dir results --profile $(PROFILE) --stem fig8$(if $(filter-out quick,$(PROFILE)),_$(PROFILE))
+
+# Czarnecki et al. 2017 ("Understanding synthetic gradients and DNIs"). See the README section.
+CZ_SEEDS ?= 0,1,2
+CZ_INTERFACES := bprop,no_bprop,dni,cdni,fa,dfa,kickback
+
+czarnecki-interfaces: install
+	$(PY) train.py -m experiment=czarnecki_interfaces profile=$(PROFILE) dataset=$(MNIST) interface=$(CZ_INTERFACES) model.depth=$(FCN_DEPTHS) seed=$(CZ_SEEDS) $(ARGS)
+	$(MAKE) czarnecki-interfaces-report
+
+czarnecki-interfaces-report: install
+	$(PY) scripts/make_ff_studies.py czarnecki-interfaces
+
+czarnecki: czarnecki-interfaces

@@ -18,7 +18,15 @@ TABLE1 = {
 }
 
 TABLE1_INTERFACES = ("no_bprop", "bprop", "dni", "cdni")
-INTERFACE_TITLES = {"no_bprop": "No Bprop", "bprop": "Bprop", "dni": "DNI", "cdni": "cDNI"}
+INTERFACE_TITLES = {
+    "no_bprop": "No Bprop",
+    "bprop": "Bprop",
+    "dni": "DNI",
+    "cdni": "cDNI",
+    "fa": "FA",
+    "dfa": "DFA",
+    "kickback": "Kickback",
+}
 # Which of our datasets stand in for each column family of Table 1.
 TABLE1_FAMILIES = {"mnist": "MNIST", "mnist_5k": "MNIST", "cifar10": "CIFAR-10"}
 

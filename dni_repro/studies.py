@@ -407,3 +407,65 @@ def deep_report(runs: list[FinishedRun]) -> tuple[str, Figure]:
         _save(figure, png, caption(used))
 
     return "\n".join(lines) + "\n", plot
+
+
+# Czarnecki et al. 2017, section 5: the error-approximation methods side by side
+
+UNIFIED_VIEW_ORDER = ("bprop", "fa", "dfa", "kickback", "dni", "cdni", "no_bprop")
+UNIFIED_VIEW_MESSAGES = {
+    "bprop": "the true dL/dh_i",
+    "fa": "the receiver's error through a fixed random matrix instead of its weights",
+    "dfa": "the output error through a fixed random matrix, straight to layer i",
+    "kickback": "the true class's scalar error, broadcast and backpropagated through one layer",
+    "dni": "a learned SG(h_i) (2 hidden layers), regressed to bootstrapped targets",
+    "cdni": "a learned linear SG(h_i, y), regressed to bootstrapped targets",
+    "no_bprop": "nothing: only the classifier learns",
+}
+
+
+def interfaces_report(runs: list[FinishedRun]) -> tuple[str, Figure]:
+    cells = seeds_per(
+        runs,
+        lambda r: (interface_of(r)["name"], r.config["model"]["depth"])
+        if r.config["model"]["name"] == "fcn" and interface_of(r)["positions"] is None
+        else None,
+    )
+    methods = [name for name in UNIFIED_VIEW_ORDER if any(key[0] == name for key in cells)]
+    depths = sorted({key[1] for key in cells})
+    used = [run for seed_runs in cells.values() for run in seed_runs]
+    lines = [
+        "# Error-approximation methods as interfaces (Czarnecki et al. 2017, section 5), MNIST FCNs",
+        "",
+        f"Final test error (%), mean ± standard deviation over seeds. {caption(used)}."
+        if used else "No runs yet: `make czarnecki-interfaces`.",
+        "",
+        "Neither paper prints numbers for FA, DFA or Kickback; the Bprop column of Jaderberg et al.'s",
+        "Table 1 (500k steps) stands beside ours for scale.",
+        "",
+        "| layers | " + " | ".join(paper.INTERFACE_TITLES[name] for name in methods) + " | Bprop paper (2016 Table 1) |",
+        "|---|" + "---|" * (len(methods) + 1),
+    ]
+    for depth in depths:
+        reference = paper.TABLE1.get(("MNIST", "fcn", depth), {}).get("bprop", "—")
+        row = [format_errors(cells[(name, depth)]) if (name, depth) in cells else "—" for name in methods]
+        lines.append(f"| {depth} | " + " | ".join(row) + f" | {reference} |")
+    lines += ["", "| method | what replaces the backward message dL/dh_i |", "|---|---|"]
+    lines += [f"| {paper.INTERFACE_TITLES[name]} | {UNIFIED_VIEW_MESSAGES[name]} |" for name in methods]
+    lines += [""] + provenance_table(
+        [(f"{paper.INTERFACE_TITLES[name]}, {depth} layers, seed {run.config['seed']}", run)
+         for (name, depth), seed_runs in cells.items() for run in seed_runs]
+    )
+
+    def plot(png: Path) -> None:
+        plt = _pyplot()
+        figure, axis = plt.subplots(figsize=(6.5, 4.2))
+        for name in methods:
+            points = [(d, mean_error(cells[(name, d)])) for d in depths if (name, d) in cells]
+            axis.plot(*zip(*points), "o-", label=paper.INTERFACE_TITLES[name])
+        axis.set(xlabel="layers", ylabel="final test error (%), mean over seeds", xticks=depths)
+        _plain_log_ticks(axis)
+        axis.grid(True, which="both", alpha=0.3)
+        axis.legend(fontsize=8, ncol=2)
+        _save(figure, png, caption(used))
+
+    return "\n".join(lines) + "\n", plot

@@ -1,6 +1,6 @@
 """Write results/<name>.md and .png for one feed-forward study from its run folders.
 
-Usage: python scripts/make_ff_studies.py {fig5,fig9,fig12,stale-baseline,deep-cdni} [--logs DIR ...] [--out-dir results]
+Usage: python scripts/make_ff_studies.py {fig5,fig9,fig12,stale-baseline,deep-cdni,czarnecki-interfaces} [--logs DIR ...] [--out-dir results]
 """
 import argparse
 import sys
@@ -19,6 +19,9 @@ STUDIES = {
     "fig12": (studies.fig12_report, ["logs/fig12", "logs/table1"], ["fig12.md", "fig12.png"]),
     "stale-baseline": (studies.stale_report, ["logs/stale"], ["stale_baseline.md", "stale_baseline.png"]),
     "deep-cdni": (studies.deep_report, ["logs/deep"], ["deep_cdni.md", "deep_cdni.png"]),
+    "czarnecki-interfaces": (
+        studies.interfaces_report, ["logs/czarnecki_interfaces"], ["czarnecki_interfaces.md", "czarnecki_interfaces.png"]
+    ),
 }
 
 
