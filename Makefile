@@ -13,7 +13,7 @@ DEMO_DIR := logs/demo/multiruns/$(shell date +%Y-%m-%d_%H-%M-%S)_$(shell od -An 
 .PHONY: help install demo test bench table1 table1-mnist-fcn table1-mnist-cnn table1-cifar10-fcn table1-cifar10-cnn table1-report \
 	ff-studies fig5 fig9 fig12 stale-baseline deep-cdni clean-logs \
 	table2 table2-copy table2-repeat-copy table2-lm table2-report fig7 bench-rnn fig8 fig8-report \
-	czarnecki czarnecki-interfaces czarnecki-interfaces-report
+	czarnecki czarnecki-interfaces czarnecki-interfaces-report czarnecki-mnist czarnecki-mnist-report
 
 help:
 	@echo "make demo     set up, train Bprop/DNI/cDNI on the embedded MNIST digits, print a table, plot curves"
@@ -31,6 +31,7 @@ help:
 	@echo "make bench-rnn  step time of recurrent dni and dni_aux vs truncated BPTT"
 	@echo "make fig8     Networks A and B on the digit stream, e2e/dni/decoupled_no_dni (PROFILE, FIG8_SEEDS), then results/fig8.*"
 	@echo "make czarnecki-interfaces  Bprop/FA/DFA/Kickback/DNI/cDNI/No Bprop on MNIST FCNs, depths 3-6 (CZ_SEEDS), results/czarnecki_interfaces.*"
+	@echo "make czarnecki-mnist  deep BN FCNs (CZ_MNIST_HIDDEN hidden layers), Bprop vs one mid-stack SG: curves, RDMs, weight norms"
 	@echo "make czarnecki  every Czarnecki et al. 2017 experiment (the czarnecki-* targets)"
 
 $(VENV)/.installed: pyproject.toml
@@ -176,4 +177,18 @@ czarnecki-interfaces: install
 czarnecki-interfaces-report: install
 	$(PY) scripts/make_ff_studies.py czarnecki-interfaces
 
-czarnecki: czarnecki-interfaces
+# Deep MNIST: Bprop and one linear cDNI after the middle hidden layer, per depth and activation.
+CZ_MNIST_HIDDEN ?= 5 10 20 50
+CZ_ACTIVATIONS ?= relu,tanh
+
+czarnecki-mnist: install
+	for h in $(CZ_MNIST_HIDDEN); do \
+		$(PY) train.py -m experiment=czarnecki_mnist profile=$(PROFILE) dataset=$(MNIST) model.depth=$$((h + 1)) \
+			model.activation=$(CZ_ACTIVATIONS) interface=bprop,cdni "interface.positions=[$$((h / 2))]" $(ARGS) || exit 1; \
+	done
+	$(MAKE) czarnecki-mnist-report
+
+czarnecki-mnist-report: install
+	$(PY) scripts/make_czarnecki_mnist.py
+
+czarnecki: czarnecki-interfaces czarnecki-mnist

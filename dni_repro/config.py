@@ -42,6 +42,13 @@ class ModelName(str, Enum):
     two_rnn = "two_rnn"  # Networks A and B of section 3.3 (A.4)
 
 
+class Activation(str, Enum):
+    """Hidden-layer nonlinearity of model=fcn."""
+
+    relu = "relu"
+    tanh = "tanh"
+
+
 class InterfaceName(str, Enum):
     bprop = "bprop"
     no_bprop = "no_bprop"
@@ -112,6 +119,8 @@ class ModelConfig:
     sg_scale: float = 0.1
     # two_rnn only: batch normalisation inside both LSTMs, after Cooijmans et al. (2016).
     recurrent_batch_norm: bool = True
+    # fcn only: the hidden layers' nonlinearity (Czarnecki et al. 2017 compare two on deep MNIST nets).
+    activation: Activation = Activation.relu
 
 
 @dataclass
@@ -387,6 +396,10 @@ def validate(cfg: Any) -> None:
         "remove them or pick a sequence dataset",
     )
     _validate_decoupling(cfg)
+    _require(
+        cfg.model.activation == Activation.relu or cfg.model.name == ModelName.fcn,
+        f"model.activation applies to model=fcn only; remove it for model={cfg.model.name.value}",
+    )
     _require(
         cfg.interface.name not in FEEDBACK_ALIGNMENT_INTERFACES or cfg.model.name == ModelName.fcn,
         f"interface={cfg.interface.name.value} is written for fully connected layers; use model=fcn",

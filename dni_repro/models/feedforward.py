@@ -30,15 +30,21 @@ from dni_repro.dni import (
 )
 
 
-def fcn_layers(input_shape: tuple[int, ...], num_classes: int, depth: int, width: int) -> list[nn.Module]:
-    """depth-1 hidden layers of (linear, BN, ReLU) and a linear classifier."""
+ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
+
+
+def fcn_layers(
+    input_shape: tuple[int, ...], num_classes: int, depth: int, width: int, activation: str = "relu"
+) -> list[nn.Module]:
+    """depth-1 hidden layers of (linear, BN, activation) and a linear classifier."""
+    nonlinearity = ACTIVATIONS[activation]
     layers: list[nn.Module] = []
     features = 1
     for size in input_shape:
         features *= size
     for index in range(depth - 1):
         flatten = [nn.Flatten()] if index == 0 else []
-        layers.append(nn.Sequential(*flatten, nn.Linear(features, width), nn.BatchNorm1d(width), nn.ReLU()))
+        layers.append(nn.Sequential(*flatten, nn.Linear(features, width), nn.BatchNorm1d(width), nonlinearity()))
         features = width
     flatten = [nn.Flatten()] if depth == 1 else []
     layers.append(nn.Sequential(*flatten, nn.Linear(features, num_classes)))
@@ -212,7 +218,7 @@ def build_network(
 ) -> DecoupledStack:
     """The model of `model_cfg` with `interface_cfg`'s interface on the chosen boundaries, Bprop elsewhere."""
     if model_cfg.name == ModelName.fcn:
-        layers = fcn_layers(input_shape, num_classes, model_cfg.depth, model_cfg.width)
+        layers = fcn_layers(input_shape, num_classes, model_cfg.depth, model_cfg.width, model_cfg.activation.value)
     else:
         layers = cnn_layers(input_shape, num_classes, model_cfg.depth, model_cfg.width)
     shapes = _output_shapes(layers[:-1], input_shape)
