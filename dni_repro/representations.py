@@ -41,6 +41,7 @@ def dissimilarity_matrix(representations: torch.Tensor) -> torch.Tensor:
     unit = centred / torch.where(norms == 0, torch.ones_like(norms), norms)
     correlation = (unit @ unit.T).clamp(-1.0, 1.0)
     correlation[constant[:, None] & constant[None, :]] = 1.0
+    correlation.fill_diagonal_(1.0)  # exactly: rounding must not make an example unlike itself
     return 1.0 - correlation
 
 
