@@ -13,7 +13,8 @@ DEMO_DIR := logs/demo/multiruns/$(shell date +%Y-%m-%d_%H-%M-%S)_$(shell od -An 
 .PHONY: help install demo test bench table1 table1-mnist-fcn table1-mnist-cnn table1-cifar10-fcn table1-cifar10-cnn table1-report \
 	ff-studies fig5 fig9 fig12 stale-baseline deep-cdni clean-logs \
 	table2 table2-copy table2-repeat-copy table2-lm table2-report fig7 bench-rnn fig8 fig8-report \
-	czarnecki czarnecki-interfaces czarnecki-interfaces-report czarnecki-mnist czarnecki-mnist-report
+	czarnecki czarnecki-interfaces czarnecki-interfaces-report czarnecki-mnist czarnecki-mnist-report \
+	czarnecki-convergence czarnecki-loss-approximation
 
 help:
 	@echo "make demo     set up, train Bprop/DNI/cDNI on the embedded MNIST digits, print a table, plot curves"
@@ -30,6 +31,8 @@ help:
 	@echo "make fig7     curriculum progress and BPC curves vs samples and wall time from the table2 runs (results/fig7_*)"
 	@echo "make bench-rnn  step time of recurrent dni and dni_aux vs truncated BPTT"
 	@echo "make fig8     Networks A and B on the digit stream, e2e/dni/decoupled_no_dni (PROFILE, FIG8_SEEDS), then results/fig8.*"
+	@echo "make czarnecki-convergence  linear and deep linear models, MSE and log loss, backprop vs linear/sigmoid SG (results/czarnecki_convergence.*)"
+	@echo "make czarnecki-loss-approximation  implied quadratic loss of each layer's linear SG vs the true loss (results/czarnecki_loss_approximation.*)"
 	@echo "make czarnecki-interfaces  Bprop/FA/DFA/Kickback/DNI/cDNI/No Bprop on MNIST FCNs, depths 3-6 (CZ_SEEDS), results/czarnecki_interfaces.*"
 	@echo "make czarnecki-mnist  deep BN FCNs (CZ_MNIST_HIDDEN hidden layers), Bprop vs one mid-stack SG: curves, RDMs, weight norms"
 	@echo "make czarnecki  every Czarnecki et al. 2017 experiment (the czarnecki-* targets)"
@@ -191,4 +194,12 @@ czarnecki-mnist: install
 czarnecki-mnist-report: install
 	$(PY) scripts/make_czarnecki_mnist.py
 
-czarnecki: czarnecki-interfaces czarnecki-mnist
+# Convergence on artificial data (experiment A) and the implied loss of linear SGs (experiment B):
+# each is one script that trains and writes its results/ files (a few CPU minutes each).
+czarnecki-convergence: install
+	OMP_NUM_THREADS=1 $(PY) scripts/make_czarnecki_convergence.py $(ARGS)
+
+czarnecki-loss-approximation: install
+	OMP_NUM_THREADS=1 $(PY) scripts/make_czarnecki_loss_approximation.py $(ARGS)
+
+czarnecki: czarnecki-convergence czarnecki-loss-approximation czarnecki-interfaces czarnecki-mnist
