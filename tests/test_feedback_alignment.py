@@ -26,12 +26,17 @@ def aligned_layers(net: DecoupledStack) -> list[FeedbackAlignmentLinear]:
     return [module for module in net.layers.modules() if isinstance(module, FeedbackAlignmentLinear)]
 
 
-def test_fa_with_the_true_weights_as_feedback_is_backprop():
-    inputs, labels = batch()
+def bprop_and_fa_twins() -> tuple[DecoupledStack, DecoupledStack]:
+    """Two networks with the same forward weights, one with FA receivers."""
     torch.manual_seed(0)
     bprop = make_net("bprop")
     torch.manual_seed(0)
-    fa = make_net("fa")
+    return bprop, make_net("fa")
+
+
+def test_fa_with_the_true_weights_as_feedback_is_backprop():
+    inputs, labels = batch()
+    bprop, fa = bprop_and_fa_twins()
     # Every receiver (all layers but the first) sends its gradient through feedback instead of its weights.
     assert len(aligned_layers(fa)) == len(fa.layers) - 1
     for layer in aligned_layers(fa):
@@ -44,10 +49,7 @@ def test_fa_with_the_true_weights_as_feedback_is_backprop():
 
 def test_fa_with_random_feedback_differs_below_the_classifier_only():
     inputs, labels = batch()
-    torch.manual_seed(0)
-    bprop = make_net("bprop")
-    torch.manual_seed(0)
-    fa = make_net("fa")
+    bprop, fa = bprop_and_fa_twins()
     expected, got = one_step_gradients(bprop, inputs, labels), one_step_gradients(fa, inputs, labels)
     top = f"{len(fa.layers) - 1}.0.weight"  # the classifier learns from the true loss gradient
     torch.testing.assert_close(got[top], expected[top])

@@ -69,37 +69,51 @@ class FeedbackAlignmentLinear(nn.Linear):
         return _FeedbackAlignedLinear.apply(inputs, self.weight, self.bias, self.feedback)
 
 
-class DirectFeedbackAlignment(Interface):
-    """The sender's activation gets e R: the output error through a fixed random (classes x units) matrix.
+class OutputErrorInterface(Interface):
+    """Shared by DFA and Kickback: no gradient crosses from the receiver.
 
-    No gradient crosses from the receiver: `send` hands it a detached activation
-    and keeps the sender's graph until the network's output error is broadcast.
+    `send` hands the receiver a detached activation and keeps the sender's graph
+    until the network's output error is broadcast; `message_from` turns that
+    error into the sender's backward message.
     """
 
     wants_output_error = True
 
-    def __init__(self, activation_shape: tuple[int, ...], num_classes: int):
+    def __init__(self):
         super().__init__()
-        units = math.prod(activation_shape)
-        bound = 1.0 / math.sqrt(num_classes)
-        self.register_buffer("feedback", torch.empty(num_classes, units).uniform_(-bound, bound))
         self._activation = None
 
     def send(self, activation, context=None, expects_target=True):
         self._activation = activation if activation.requires_grad else None
         return ActivationMessage(activation.detach(), context)
 
+    def message_from(self, message: OutputErrorMessage, receiver_input, receiver_output) -> torch.Tensor:
+        raise NotImplementedError
+
     def receive_output_error(self, message: OutputErrorMessage, receiver_input=None, receiver_output=None) -> None:
         if self._activation is None:
             return
-        gradient = (message.error @ self.feedback).view_as(self._activation)
+        gradient = self.message_from(message, receiver_input, receiver_output).view_as(self._activation)
         if self.probe is not None:
             self.probe["synthetic"] = gradient.detach().clone()
         self._activation.backward(gradient)
         self._activation = None
 
 
-class Kickback(Interface):
+class DirectFeedbackAlignment(OutputErrorInterface):
+    """The sender's activation gets e R: the output error through a fixed random (classes x units) matrix."""
+
+    def __init__(self, activation_shape: tuple[int, ...], num_classes: int):
+        super().__init__()
+        units = math.prod(activation_shape)
+        bound = 1.0 / math.sqrt(num_classes)
+        self.register_buffer("feedback", torch.empty(num_classes, units).uniform_(-bound, bound))
+
+    def message_from(self, message, receiver_input, receiver_output):
+        return message.error @ self.feedback
+
+
+class Kickback(OutputErrorInterface):
     """The sender's activation gets one layer of backprop from a broadcast scalar error.
 
     Kickback is defined for a scalar output. For a softmax classifier we take the
@@ -110,21 +124,13 @@ class Kickback(Interface):
     derivatives gate the message, as Kickback's active-unit sums do.
     """
 
-    wants_output_error = True
     reads_receiver_graph = True
 
     def __init__(self, receiver_is_classifier: bool):
         super().__init__()
         self.receiver_is_classifier = receiver_is_classifier
-        self._activation = None
 
-    def send(self, activation, context=None, expects_target=True):
-        self._activation = activation if activation.requires_grad else None
-        return ActivationMessage(activation.detach(), context)
-
-    def receive_output_error(self, message: OutputErrorMessage, receiver_input=None, receiver_output=None) -> None:
-        if self._activation is None:
-            return
+    def message_from(self, message, receiver_input, receiver_output):
         scalar_error = message.error.gather(1, message.labels[:, None])  # (batch, 1)
         if self.receiver_is_classifier:
             receiver_error = scalar_error * F.one_hot(message.labels, message.error.shape[1]).to(scalar_error.dtype)
@@ -132,7 +138,4 @@ class Kickback(Interface):
             receiver_error = scalar_error.expand(-1, receiver_output[0].numel()).reshape_as(receiver_output)
         # retain_graph: the receiver's graph still serves its own update (and Kickback one layer up).
         (gradient,) = torch.autograd.grad(receiver_output, receiver_input, receiver_error, retain_graph=True)
-        if self.probe is not None:
-            self.probe["synthetic"] = gradient.detach().clone()
-        self._activation.backward(gradient)
-        self._activation = None
+        return gradient
