@@ -41,6 +41,17 @@ def load_runs(root: Path, status: Optional[str] = "completed") -> list[FinishedR
     return runs
 
 
+def write_report(out_dir: Path, names: tuple[str, ...], markdown: str, figures) -> str:
+    """Write the markdown to names[0] and each figure (a callable taking a path) to the names after it.
+
+    Returns the written paths as one comma-separated string, for the script's closing line."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / names[0]).write_text(markdown)
+    for figure, name in zip(figures, names[1:], strict=True):
+        figure(out_dir / name)
+    return ", ".join(str(out_dir / name) for name in names)
+
+
 def caption(runs: list[FinishedRun]) -> str:
     """The labels every published number carries, as one line."""
 

@@ -13,7 +13,7 @@ from omegaconf import OmegaConf  # noqa: E402
 
 from dni_repro.czarnecki_mnist_report import measure, report, select_runs  # noqa: E402
 from dni_repro.data import load_dataset  # noqa: E402
-from dni_repro.reports import load_runs  # noqa: E402
+from dni_repro.reports import load_runs, write_report  # noqa: E402
 from dni_repro.representations import class_sorted_probe  # noqa: E402
 
 OUTPUTS = ("czarnecki_mnist.md", "czarnecki_mnist_curves.png", "czarnecki_mnist_rdms.png", "czarnecki_mnist_norms.png")
@@ -37,11 +37,7 @@ def main() -> None:
     probe = class_sorted_probe(data.test.labels, args.probe_per_class, data.num_classes)
     deep_runs = [measure(run, data.test.inputs[probe], data.input_shape, data.num_classes) for run in runs]
     markdown, figures = report(deep_runs, args.probe_per_class)
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    (args.out_dir / OUTPUTS[0]).write_text(markdown)
-    for figure, name in zip(figures, OUTPUTS[1:]):
-        figure(args.out_dir / name)
-    print(f"wrote {', '.join(str(args.out_dir / name) for name in OUTPUTS)} from {len(runs)} runs")
+    print(f"wrote {write_report(args.out_dir, OUTPUTS, markdown, figures)} from {len(runs)} runs")
 
 
 if __name__ == "__main__":

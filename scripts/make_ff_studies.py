@@ -9,7 +9,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dni_repro import studies  # noqa: E402
-from dni_repro.reports import load_runs  # noqa: E402
+from dni_repro.reports import load_runs, write_report  # noqa: E402
 
 # study -> (report function, default log folders, output names: markdown, then one PNG per figure)
 STUDIES = {
@@ -38,11 +38,8 @@ def main() -> None:
         wanted = " or ".join(str(p) for p in (args.logs or default_logs))
         sys.exit(f"error: no completed runs under {wanted}; run `make {args.study}` (see `make help`) first")
     markdown, *figures = report(runs)
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    (args.out_dir / outputs[0]).write_text(markdown)
-    for figure, name in zip(figures, outputs[1:]):
-        figure(args.out_dir / name)
-    print(f"wrote {', '.join(str(args.out_dir / name) for name in outputs)} from {len(runs)} completed runs")
+    written = write_report(args.out_dir, outputs, markdown, figures)
+    print(f"wrote {written} from {len(runs)} completed runs")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dni_repro.recurrent_reports import fig7_reports  # noqa: E402
+from dni_repro.reports import write_report  # noqa: E402
 from scripts.make_table2 import table2_runs  # noqa: E402
 
 
@@ -22,11 +23,8 @@ def main() -> None:
     if not runs:
         sys.exit(f"error: no completed runs under {args.logs}; run `make table2` first")
     markdown, curriculum, bpc = fig7_reports(runs)
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    (args.out_dir / "fig7.md").write_text(markdown)
-    curriculum(args.out_dir / "fig7_curriculum.png")
-    bpc(args.out_dir / "fig7_bpc.png")
-    print(f"wrote {args.out_dir}/fig7.md, fig7_curriculum.png, fig7_bpc.png from {len(runs)} runs")
+    written = write_report(args.out_dir, ("fig7.md", "fig7_curriculum.png", "fig7_bpc.png"), markdown, (curriculum, bpc))
+    print(f"wrote {written} from {len(runs)} runs")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dni_repro.multi_network_report import fig8_report, regime_of  # noqa: E402
-from dni_repro.reports import load_runs  # noqa: E402
+from dni_repro.reports import load_runs, write_report  # noqa: E402
 
 
 def main() -> None:
@@ -30,10 +30,8 @@ def main() -> None:
     if len(profiles) > 1:
         sys.exit(f"error: {args.logs} holds runs of the profiles {', '.join(profiles)}; pick one with --profile")
     markdown, plot = fig8_report(runs)
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    (args.out_dir / f"{args.stem}.md").write_text(markdown)
-    plot(args.out_dir / f"{args.stem}.png")
-    print(f"wrote {args.out_dir}/{args.stem}.md and {args.stem}.png from {len(runs)} {profiles[0]}-profile runs")
+    written = write_report(args.out_dir, (f"{args.stem}.md", f"{args.stem}.png"), markdown, (plot,))
+    print(f"wrote {written} from {len(runs)} {profiles[0]}-profile runs")
 
 
 if __name__ == "__main__":
