@@ -109,9 +109,10 @@ def cli(args: list[str], tmp_path: Path):
         (["trainer.batch_size=4001"], "exceeds the 4000 training examples"),
         (["interface.sg.kernel_size=-1"], "interface.sg.kernel_size must be odd"),
         (["interface=dni", "interface.p_update=0"], "interface.p_update must be in (0, 1]"),
+        (["model=cnn", "model.activation=tanh"], "model.activation applies to model=fcn only"),
     ],
     ids=["depth", "lr-zero", "lr-negative", "cnn-on-vectors", "missing-files", "resume-not-a-run", "added-typo",
-         "seed", "batch-one", "batch-too-big", "kernel", "p-update"],
+         "seed", "batch-one", "batch-too-big", "kernel", "p-update", "activation-on-cnn"],
 )
 def test_bad_input_gives_one_line_error_and_no_result(args, expected, tmp_path):
     result = cli(args, tmp_path)
