@@ -81,8 +81,9 @@ def _plain_log_ticks(axis) -> None:
 
 
 def _save(figure, png: Path, title: str) -> None:
-    # Provenance captions run longer than the figure is wide; tight_layout makes room for the wrapped title.
-    figure.suptitle(textwrap.fill(title, width=110), fontsize=8)
+    # Provenance captions run longer than the figure is wide: wrap at about 15 characters of 8-point
+    # text per inch of width; tight_layout then makes room for the wrapped lines.
+    figure.suptitle(textwrap.fill(title, width=int(15 * figure.get_figwidth())), fontsize=8)
     figure.tight_layout()
     png.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(png, dpi=120)
