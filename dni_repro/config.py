@@ -10,7 +10,6 @@ import datetime
 import os
 import secrets
 from dataclasses import dataclass, field
-from enum import Enum
 from pathlib import Path
 from typing import Any, Optional
 
@@ -19,60 +18,26 @@ from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from dni_repro.errors import ConfigError
+from dni_repro.names import (
+    MULTI_NETWORK_INTERFACES,
+    RECURRENT_INTERFACES,
+    RECURRENT_TASKS,
+    Activation,
+    InterfaceName,
+    LoggerName,
+    ModelName,
+    OptimizerName,
+    Task,
+    WandbMode,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = REPO_ROOT / "conf"
 RUN_ID_VARIABLE = "DNI_REPRO_RUN_ID"
 
 
-class Task(str, Enum):
-    feedforward = "feedforward"  # section 3.1: classifiers with DNIs between layers
-    copy = "copy"  # section 3.2: Copy and Repeat Copy with a curriculum
-    language_model = "language_model"  # section 3.2: character-level language modelling
-    multi_network = "multi_network"  # section 3.3: two RNNs ticking at different rates (Fig. 8)
-
-
-RECURRENT_TASKS = (Task.copy, Task.language_model)
-
-
-class ModelName(str, Enum):
-    fcn = "fcn"
-    cnn = "cnn"
-    lstm = "lstm"
-    two_rnn = "two_rnn"  # Networks A and B of section 3.3 (A.4)
-
-
-class Activation(str, Enum):
-    """Hidden-layer nonlinearity of model=fcn."""
-
-    relu = "relu"
-    tanh = "tanh"
-
-
-class InterfaceName(str, Enum):
-    bprop = "bprop"
-    no_bprop = "no_bprop"
-    dni = "dni"
-    cdni = "cdni"
-    stale = "stale"  # moving average of past gradients, the baseline of section 3.1
-    fa = "fa"  # Feedback Alignment: fixed random matrices in place of the receivers' weights in the backward pass
-    dfa = "dfa"  # Direct Feedback Alignment: the output error through a fixed random matrix to each layer
-    kickback = "kickback"  # Kickback: a scalar output error, backpropagated through one receiver layer
-    bptt = "bptt"  # recurrent: truncated BPTT, zero gradient at each truncation boundary
-    dni_aux = "dni_aux"  # recurrent: dni plus the future-SG auxiliary task (Fig. 3b)
-    e2e = "e2e"  # multi-network: A and B as one graph, unrolled T^2 steps per update
-    decoupled_no_dni = "decoupled_no_dni"  # multi-network: A updates every T steps and hears nothing from B
-
-
-# The recurrent tasks' interfaces (`dni` is shared with the feed-forward task).
-RECURRENT_INTERFACES = (InterfaceName.bptt, InterfaceName.dni, InterfaceName.dni_aux)
-
 # Image datasets a multi-network digit stream can draw from.
 DIGIT_SOURCES = ("mnist_5k", "mnist", "fashion_mnist")
-
-# The multi-network regimes of Fig. 8 (`dni`: A learns from B's synthetic gradient on its message).
-MULTI_NETWORK_INTERFACES = (InterfaceName.e2e, InterfaceName.dni, InterfaceName.decoupled_no_dni)
-
 
 # Interfaces that emit a gradient of their own instead of passing the true one.
 GRADIENT_EMITTING = (InterfaceName.dni, InterfaceName.cdni, InterfaceName.stale, InterfaceName.dfa, InterfaceName.kickback)
@@ -83,21 +48,8 @@ FEEDBACK_ALIGNMENT_INTERFACES = (InterfaceName.fa, InterfaceName.dfa, InterfaceN
 FEEDFORWARD_INTERFACE_CHOICES = "interface=bprop|no_bprop|dni|cdni|stale|fa|dfa|kickback"
 
 
-class OptimizerName(str, Enum):
-    adam = "adam"
-    sgd = "sgd"
-
-
-class LoggerName(str, Enum):
-    none = "none"
-    wandb = "wandb"
-
-
-class WandbMode(str, Enum):
-    auto = "auto"  # online with credentials, otherwise offline
-    online = "online"
-    offline = "offline"
-    disabled = "disabled"
+# Each task has its own schema: its dataset file pulls it in (`defaults: [/train_schema/<task>@_global_]`),
+# so a run's composed config holds the keys its task uses and no other task's.
 
 
 @dataclass
@@ -106,29 +58,46 @@ class ModelConfig:
     # Layers including the final linear classifier, as the paper counts them:
     # depth 4 = three hidden layers + classifier, hence three interfaces.
     depth: int = MISSING
-    # Units per FCN hidden layer, or filters per CNN layer.
+    # Units per FCN hidden layer, filters per CNN layer, or LSTM units.
     width: int = MISSING
     # Default hidden width of the SG models on this model's activations (A.1, A.3).
     sg_width: int = MISSING
     # Default hidden layers of interface=dni's SG models: two for the feed-forward nets (A.1), one for the LSTM (A.3).
     sg_hidden_layers: int = MISSING
-    # LSTM only: the diagonal peephole connections of Graves (2013).
-    peepholes: bool = True
-    # Default factor interface=dni applies to the synthetic gradient where it is consumed:
-    # 0.1 for the recurrent LSTM (A.3), 10 on Network A's message (A.4).
-    sg_scale: float = 0.1
-    # two_rnn only: batch normalisation inside both LSTMs, after Cooijmans et al. (2016).
-    recurrent_batch_norm: bool = True
+
+
+@dataclass
+class FeedforwardModelConfig(ModelConfig):
     # fcn only: the hidden layers' nonlinearity (Czarnecki et al. 2017 compare two on deep MNIST nets).
     activation: Activation = Activation.relu
 
 
 @dataclass
-class ModelWidths:
+class LSTMModelConfig(ModelConfig):
+    # The diagonal peephole connections of Graves (2013).
+    peepholes: bool = True
+    # Default factor interface=dni applies to the synthetic gradient where it is consumed (A.3).
+    sg_scale: float = 0.1
+
+
+@dataclass
+class TwoRNNModelConfig(ModelConfig):
+    # The factor on the synthetic gradient of Network A's message (A.4).
+    sg_scale: float = 10.0
+    # Batch normalisation inside both LSTMs, after Cooijmans et al. (2016).
+    recurrent_batch_norm: bool = True
+
+
+@dataclass
+class FeedforwardWidths:
     fcn: int = MISSING
     cnn: int = MISSING
     fcn_sg: int = MISSING
     cnn_sg: int = MISSING
+
+
+@dataclass
+class LSTMWidths:
     lstm: int = MISSING
 
 
@@ -167,22 +136,50 @@ class DatasetConfig:
     # Folder holding the dataset's standard files; null means `${paths.data_dir}/<name>`.
     root: Optional[str] = MISSING
     download: bool = MISSING
-    # Feed-forward datasets: (channels, height, width) for images, (features,) for vectors; [] for sequences.
-    input_shape: list[int] = field(default_factory=list)
-    num_classes: Optional[int] = None  # feed-forward datasets; sequence vocabularies come from the data
-    # Paper widths for this dataset (A.1, A.3): the model group reads them by default.
-    model_widths: ModelWidths = field(default_factory=ModelWidths)
+
+
+@dataclass
+class FeedforwardDatasetConfig(DatasetConfig):
+    # (channels, height, width) for images, (features,) for vectors.
+    input_shape: list[int] = MISSING
+    num_classes: int = MISSING
+    # Paper widths for this dataset (A.1): the model group reads them by default.
+    model_widths: FeedforwardWidths = field(default_factory=FeedforwardWidths)
+
+
+@dataclass
+class CopyDatasetConfig(DatasetConfig):
+    model_widths: LSTMWidths = field(default_factory=LSTMWidths)
     copy_task: CopyTaskConfig = field(default_factory=CopyTaskConfig)
-    digit_stream: DigitStreamConfig = field(default_factory=DigitStreamConfig)
+
+
+@dataclass
+class LanguageModelDatasetConfig(DatasetConfig):
+    model_widths: LSTMWidths = field(default_factory=LSTMWidths)
+
+
+@dataclass
+class TextDatasetConfig(LanguageModelDatasetConfig):
     # dataset=text: the UTF-8 file to model, and its train/valid/test fractions (in file order).
     path: Optional[str] = None
     split: list[float] = field(default_factory=lambda: [0.9, 0.05, 0.05])
 
 
 @dataclass
+class DigitStreamDatasetConfig(DatasetConfig):
+    input_shape: list[int] = MISSING
+    model_widths: LSTMWidths = field(default_factory=LSTMWidths)
+    digit_stream: DigitStreamConfig = field(default_factory=DigitStreamConfig)
+
+
+@dataclass
 class SyntheticGradientConfig:
     hidden_layers: int = 2
     hidden_width: int = "${model.sg_width}"  # units (MLP) or channels (conv)
+
+
+@dataclass
+class ConvSyntheticGradientConfig(SyntheticGradientConfig):
     kernel_size: int = 5  # conv SG models only
 
 
@@ -198,6 +195,11 @@ class InterfaceConfig:
     name: InterfaceName = MISSING
     sg: SyntheticGradientConfig = field(default_factory=SyntheticGradientConfig)
     sg_loss_weight: float = 1.0
+
+
+@dataclass
+class FeedforwardInterfaceConfig(InterfaceConfig):
+    sg: ConvSyntheticGradientConfig = field(default_factory=ConvSyntheticGradientConfig)
     # Boundaries (k = after layer k, 1-based) that get this interface; the others
     # get Bprop. null puts it on every boundary (Fig. 9: a single DNI, or DNI up to k).
     positions: Optional[list[int]] = None
@@ -210,10 +212,20 @@ class InterfaceConfig:
     input_model: SyntheticInputConfig = field(default_factory=SyntheticInputConfig)
     # interface=stale: weight of the old average in the moving average of gradients.
     stale_decay: float = 0.9
-    # Recurrent dni/dni_aux: the factor applied to the synthetic gradient where it is consumed (A.3).
-    sg_scale: float = 0.1
-    # Recurrent dni/dni_aux: let the SG regression loss reach the LSTM core (A.3 searched over this).
+
+
+@dataclass
+class RecurrentInterfaceConfig(InterfaceConfig):
+    # dni/dni_aux: the factor applied to the synthetic gradient where it is consumed (A.3).
+    sg_scale: float = "${model.sg_scale}"
+    # dni/dni_aux: let the SG regression loss reach the LSTM core (A.3 searched over this).
     sg_loss_into_core: bool = False
+
+
+@dataclass
+class MultiNetworkInterfaceConfig(InterfaceConfig):
+    # dni: the factor on the synthetic gradient where Network A consumes it (A.4).
+    sg_scale: float = "${model.sg_scale}"
 
 
 @dataclass
@@ -238,12 +250,26 @@ class TrainerConfig:
     log_every: int = MISSING
     checkpoint_every: int = MISSING
     eval_batch_size: int = MISSING
+    # A progress bar at a terminal, a plain line every tenth of the run otherwise; false: silent.
+    progress: bool = True
+
+
+@dataclass
+class FeedforwardTrainerConfig(TrainerConfig):
     # Every this many steps, also measure the true backprop gradient at each
     # interface and log how far the synthetic gradient is from it (Fig. 10). 0: off.
     sg_quality_every: int = 0
-    # Recurrent tasks: truncated BPTT unroll length T (one training step = T time steps).
+
+
+@dataclass
+class CopyTrainerConfig(TrainerConfig):
+    # Truncated BPTT unroll length T (one training step = T time steps).
     bptt_length: int = 5
-    # Language modelling: stop after this many validations without a new best (0: never stop early).
+
+
+@dataclass
+class LanguageModelTrainerConfig(CopyTrainerConfig):
+    # Stop after this many validations without a new best (0: never stop early).
     early_stopping_patience: int = 0
 
 
@@ -266,18 +292,72 @@ class PathsConfig:
 
 @dataclass
 class TrainConfig:
+    """What every task's config holds."""
+
     task: Task = MISSING
     experiment_name: str = MISSING  # W&B group and log folder name
     seed: Optional[int] = MISSING
     device: str = MISSING
     resume: Optional[str] = MISSING
-    model: ModelConfig = field(default_factory=ModelConfig)
-    dataset: DatasetConfig = field(default_factory=DatasetConfig)
-    interface: InterfaceConfig = field(default_factory=InterfaceConfig)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
-    trainer: TrainerConfig = field(default_factory=TrainerConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
+
+
+@dataclass
+class FeedforwardTrainConfig(TrainConfig):
+    model: FeedforwardModelConfig = field(default_factory=FeedforwardModelConfig)
+    dataset: FeedforwardDatasetConfig = field(default_factory=FeedforwardDatasetConfig)
+    interface: FeedforwardInterfaceConfig = field(default_factory=FeedforwardInterfaceConfig)
+    trainer: FeedforwardTrainerConfig = field(default_factory=FeedforwardTrainerConfig)
+
+
+@dataclass
+class CopyTrainConfig(TrainConfig):
+    model: LSTMModelConfig = field(default_factory=LSTMModelConfig)
+    dataset: CopyDatasetConfig = field(default_factory=CopyDatasetConfig)
+    interface: RecurrentInterfaceConfig = field(default_factory=RecurrentInterfaceConfig)
+    trainer: CopyTrainerConfig = field(default_factory=CopyTrainerConfig)
+
+
+@dataclass
+class LanguageModelTrainConfig(TrainConfig):
+    model: LSTMModelConfig = field(default_factory=LSTMModelConfig)
+    dataset: LanguageModelDatasetConfig = field(default_factory=LanguageModelDatasetConfig)
+    interface: RecurrentInterfaceConfig = field(default_factory=RecurrentInterfaceConfig)
+    trainer: LanguageModelTrainerConfig = field(default_factory=LanguageModelTrainerConfig)
+
+
+@dataclass
+class TextLanguageModelTrainConfig(LanguageModelTrainConfig):
+    dataset: TextDatasetConfig = field(default_factory=TextDatasetConfig)
+
+
+@dataclass
+class MultiNetworkTrainConfig(TrainConfig):
+    model: TwoRNNModelConfig = field(default_factory=TwoRNNModelConfig)
+    dataset: DigitStreamDatasetConfig = field(default_factory=DigitStreamDatasetConfig)
+    interface: MultiNetworkInterfaceConfig = field(default_factory=MultiNetworkInterfaceConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+
+
+# ConfigStore name (`train_schema/<name>`) -> schema. A dataset file names one in its defaults list.
+SCHEMAS = {
+    "feedforward": FeedforwardTrainConfig,
+    "copy": CopyTrainConfig,
+    "language_model": LanguageModelTrainConfig,
+    "language_model_text": TextLanguageModelTrainConfig,
+    "multi_network": MultiNetworkTrainConfig,
+}
+
+
+def schema_of(cfg: Any) -> type:
+    """The schema a composed (or saved) config belongs to, read from its task and dataset."""
+    task = Task(cfg["task"] if isinstance(cfg, dict) else cfg.task)
+    dataset = cfg["dataset"]["name"] if isinstance(cfg, dict) else cfg.dataset.name
+    if task == Task.language_model and dataset == "text":
+        return TextLanguageModelTrainConfig
+    return SCHEMAS[task.value]
 
 
 def _run_id() -> str:
@@ -292,7 +372,8 @@ def _run_id() -> str:
 
 
 def register_configs() -> None:
-    ConfigStore.instance().store(name="train_schema", node=TrainConfig)
+    for name, schema in SCHEMAS.items():
+        ConfigStore.instance().store(group="train_schema", name=name, node=schema)
     if not OmegaConf.has_resolver("run_id"):
         OmegaConf.register_new_resolver("run_id", _run_id)
     if not OmegaConf.has_resolver("repo_root"):
@@ -320,7 +401,7 @@ def check_schema(cfg: Any) -> None:
     way survives composition; merging onto the schema catches it.
     """
     try:
-        OmegaConf.merge(OmegaConf.structured(TrainConfig), OmegaConf.to_container(cfg))
+        OmegaConf.merge(OmegaConf.structured(schema_of(cfg)), OmegaConf.to_container(cfg))
     except OmegaConfBaseException as error:
         key = getattr(error, "full_key", None) or "?"
         reason = str(error).splitlines()[0]
@@ -368,7 +449,6 @@ def validate(cfg: Any) -> None:
     sg = cfg.interface.sg
     _require(sg.hidden_layers >= 0, f"interface.sg.hidden_layers must be >= 0, got {sg.hidden_layers}")
     _require(sg.hidden_width >= 1, f"interface.sg.hidden_width must be >= 1, got {sg.hidden_width}")
-    _require(sg.kernel_size >= 1 and sg.kernel_size % 2 == 1, f"interface.sg.kernel_size must be odd to keep resolution, got {sg.kernel_size}")
     _require(cfg.interface.sg_loss_weight >= 0, f"interface.sg_loss_weight must be >= 0, got {cfg.interface.sg_loss_weight}")
     if recurrent:
         _validate_recurrent(cfg)
@@ -390,11 +470,8 @@ def validate(cfg: Any) -> None:
         len(cfg.dataset.input_shape) > 0 and cfg.dataset.num_classes is not None and cfg.dataset.num_classes >= 2,
         f"dataset {cfg.dataset.name} needs input_shape and num_classes >= 2 for a feed-forward task",
     )
-    _require(
-        cfg.interface.sg_scale == InterfaceConfig.sg_scale and not cfg.interface.sg_loss_into_core,
-        "interface.sg_scale and interface.sg_loss_into_core apply to the recurrent tasks only; "
-        "remove them or pick a sequence dataset",
-    )
+    sg = cfg.interface.sg
+    _require(sg.kernel_size >= 1 and sg.kernel_size % 2 == 1, f"interface.sg.kernel_size must be odd to keep resolution, got {sg.kernel_size}")
     _validate_decoupling(cfg)
     _require(
         cfg.model.activation == Activation.relu or cfg.model.name == ModelName.fcn,
@@ -418,12 +495,8 @@ def _validate_recurrent(cfg: Any) -> None:
         interface.name in RECURRENT_INTERFACES,
         f"interface={interface.name.value} is not a recurrent interface; use interface=bptt, dni or dni_aux",
     )
-    _forbid_feedforward_options(cfg)
+    _require(interface.sg_scale >= 0, f"interface.sg_scale must be >= 0, got {interface.sg_scale}")
     _require(trainer.bptt_length >= 1, f"trainer.bptt_length must be >= 1, got {trainer.bptt_length}")
-    _require(
-        trainer.early_stopping_patience >= 0,
-        f"trainer.early_stopping_patience must be >= 0 (0: off), got {trainer.early_stopping_patience}",
-    )
     if cfg.task == Task.copy:
         copy = dataset.copy_task
         for key in ("alphabet", "max_repeats", "start_length", "start_repeats", "window_steps"):
@@ -434,22 +507,16 @@ def _validate_recurrent(cfg: Any) -> None:
         )
         _require(copy.threshold_bits > 0, f"dataset.copy_task.threshold_bits must be > 0, got {copy.threshold_bits}")
     else:
+        _require(
+            trainer.early_stopping_patience >= 0,
+            f"trainer.early_stopping_patience must be >= 0 (0: off), got {trainer.early_stopping_patience}",
+        )
+    if dataset.name == "text":
         split = list(dataset.split)
         _require(
             len(split) == 3 and all(f > 0 for f in split) and abs(sum(split) - 1) < 1e-6,
             f"dataset.split holds three positive train/valid/test fractions summing to 1, got {split}",
         )
-
-
-def _forbid_feedforward_options(cfg: Any) -> None:
-    interface = cfg.interface
-    _require(
-        interface.positions is None and interface.p_update == 1 and not interface.synthetic_inputs
-        and cfg.trainer.sg_quality_every == 0,
-        "interface.positions, p_update, synthetic_inputs and trainer.sg_quality_every are feed-forward options; "
-        f"remove them for dataset={cfg.dataset.name}",
-    )
-    _require(interface.sg_scale >= 0, f"interface.sg_scale must be >= 0, got {interface.sg_scale}")
 
 
 def _validate_multi_network(cfg: Any) -> None:
@@ -459,13 +526,7 @@ def _validate_multi_network(cfg: Any) -> None:
         interface.name in MULTI_NETWORK_INTERFACES,
         f"interface={interface.name.value} is not a multi-network regime; use interface=e2e, dni or decoupled_no_dni",
     )
-    _forbid_feedforward_options(cfg)
-    _require(
-        not interface.sg_loss_into_core and not cfg.model.peepholes
-        and trainer.bptt_length == TrainerConfig.bptt_length and trainer.early_stopping_patience == 0,
-        "interface.sg_loss_into_core, model.peepholes, trainer.bptt_length and trainer.early_stopping_patience are "
-        "options of the copy and language-model tasks; remove them (the multi-network T is dataset.digit_stream.period)",
-    )
+    _require(interface.sg_scale >= 0, f"interface.sg_scale must be >= 0, got {interface.sg_scale}")
     _require(
         stream.digits in DIGIT_SOURCES,
         f"dataset.digit_stream.digits={stream.digits!r} is not a digit dataset; use one of {', '.join(DIGIT_SOURCES)}",

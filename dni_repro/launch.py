@@ -6,11 +6,11 @@ from typing import Sequence
 
 from omegaconf import OmegaConf
 
-from dni_repro.checkpoint import CHECKPOINT_NAME, has_checkpoint, load_checkpoint
-from dni_repro.config import Task, TrainConfig, validate
+from dni_repro.runs.checkpoint import CHECKPOINT_NAME, has_checkpoint, load_checkpoint
+from dni_repro.config import Task, schema_of, validate
 from dni_repro.errors import UserError
 from dni_repro.experiments import copy_task, feedforward, language_model, multi_network
-from dni_repro.run_record import SUMMARY_NAME
+from dni_repro.runs.record import SUMMARY_NAME
 
 TASKS = {Task.feedforward: feedforward.run, Task.copy: copy_task.run, Task.language_model: language_model.run,
          Task.multi_network: multi_network.run}
@@ -25,7 +25,7 @@ def config_of_run(run_dir: Path):
         )
     try:
         saved = load_checkpoint(run_dir)["config"]
-        return OmegaConf.merge(OmegaConf.structured(TrainConfig), saved)
+        return OmegaConf.merge(OmegaConf.structured(schema_of(saved)), saved)
     except Exception as error:  # truncated file, another program's checkpoint, an older schema
         raise UserError(f"cannot resume from {run_dir / CHECKPOINT_NAME}: {type(error).__name__}: {error}") from None
 

@@ -22,7 +22,7 @@ from dni_repro.config import compose_train_config  # noqa: E402
 from dni_repro.data import load_dataset  # noqa: E402
 from dni_repro.launch import run_job  # noqa: E402
 from dni_repro.models.feedforward import fcn_layers  # noqa: E402
-from dni_repro.runtime import select_device  # noqa: E402
+from dni_repro.runs.runtime import select_device  # noqa: E402
 
 BATCH = 256
 

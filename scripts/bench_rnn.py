@@ -17,9 +17,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dni_repro.config import InterfaceName  # noqa: E402
-from dni_repro.dni.recurrent import RecurrentNetwork  # noqa: E402
-from dni_repro.runtime import device_description, select_device  # noqa: E402
+from dni_repro.names import InterfaceName  # noqa: E402
+from dni_repro.models.recurrent import RecurrentNetwork  # noqa: E402
+from dni_repro.runs.runtime import device_description, select_device  # noqa: E402
 
 INTERFACES = ("bptt", "dni", "dni_aux")
 VOCAB = 50  # about Penn Treebank's character set

@@ -8,7 +8,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dni_repro.reports import comparison_table, load_runs, plot_curves  # noqa: E402
+from dni_repro.reports.figures import comparison_table, load_runs, plot_curves  # noqa: E402
 
 
 def main() -> None:

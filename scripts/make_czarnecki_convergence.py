@@ -17,10 +17,10 @@ import torch
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from dni_repro.czarnecki_convergence.grid import DEFAULT_STEPS, DIMS, run_grid  # noqa: E402
-from dni_repro.czarnecki_convergence.report import ReportContext, markdown, outcome, plot  # noqa: E402
+from dni_repro.czarnecki.convergence.grid import DEFAULT_STEPS, DIMS, run_grid  # noqa: E402
+from dni_repro.czarnecki.convergence.report import ReportContext, markdown, outcome, plot  # noqa: E402
 from dni_repro.data.artificial import DEFAULT_SIZE  # noqa: E402
-from dni_repro.runtime import device_description, git_commit  # noqa: E402
+from dni_repro.runs.runtime import device_description, git_commit  # noqa: E402
 
 QUICK_STEPS = 1500
 

@@ -17,11 +17,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dni_repro.config import REPO_ROOT  # noqa: E402
-from dni_repro.czarnecki_loss_approximation import Setup, TrainingRecord, checkpoint_steps, pearson, train  # noqa: E402
+from dni_repro.czarnecki.loss_approximation import Setup, TrainingRecord, checkpoint_steps, pearson, train  # noqa: E402
 from dni_repro.data.mnist_family import load_mnist_5k  # noqa: E402
-from dni_repro.provenance import commit_of_this_process  # noqa: E402
-from dni_repro.runtime import device_description  # noqa: E402
-from dni_repro.studies import _pyplot, _save  # noqa: E402
+from dni_repro.runs.provenance import commit_of_this_process  # noqa: E402
+from dni_repro.runs.runtime import device_description  # noqa: E402
+from dni_repro.reports.figures import pyplot, save_figure  # noqa: E402
 
 # "Closer to the loss is better" holds at a checkpoint when the layers' correlations rank like
 # their depths: Spearman rho >= 0.9, i.e. at most one adjacent pair of the five out of order.
@@ -200,7 +200,7 @@ def markdown(record: TrainingRecord, setup: Setup, labels: dict) -> str:
 
 
 def plot(record: TrainingRecord, setup: Setup, png: Path, title: str) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     from matplotlib.ticker import FormatStrFormatter, NullFormatter
 
     figure, axes = plt.subplots(len(setup.radii), 2, figsize=(10, 3.6 * len(setup.radii)), sharex=True, squeeze=False)
@@ -230,7 +230,7 @@ def plot(record: TrainingRecord, setup: Setup, png: Path, title: str) -> None:
         axis.set_xlabel("training step")
     axes[0][-1].legend(fontsize=7, title=f"1: input side\n{setup.hidden_layers}: next to the loss", title_fontsize=7,
                        loc="upper left", bbox_to_anchor=(1.02, 1.0))
-    _save(figure, png, textwrap.fill(title, width=110))
+    save_figure(figure, png, textwrap.fill(title, width=110))
 
 
 def main() -> None:

@@ -11,10 +11,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
-from dni_repro.czarnecki_mnist_report import measure, report, select_runs  # noqa: E402
+from dni_repro.czarnecki.mnist_report import measure, report, select_runs  # noqa: E402
 from dni_repro.data import load_dataset  # noqa: E402
-from dni_repro.reports import load_runs, write_report  # noqa: E402
-from dni_repro.representations import class_sorted_probe  # noqa: E402
+from dni_repro.reports.figures import load_runs, write_report  # noqa: E402
+from dni_repro.czarnecki.representations import class_sorted_probe  # noqa: E402
 
 OUTPUTS = ("czarnecki_mnist.md", "czarnecki_mnist_curves.png", "czarnecki_mnist_rdms.png", "czarnecki_mnist_norms.png")
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dni_repro import studies  # noqa: E402
-from dni_repro.reports import load_runs, write_report  # noqa: E402
+from dni_repro.reports import studies  # noqa: E402
+from dni_repro.reports.figures import load_runs, write_report  # noqa: E402
 
 # study -> (report function, default log folders, output names: markdown, then one PNG per figure)
 STUDIES = {

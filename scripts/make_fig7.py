@@ -9,8 +9,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dni_repro.recurrent_reports import fig7_reports  # noqa: E402
-from dni_repro.reports import write_report  # noqa: E402
+from dni_repro.reports.recurrent import fig7_reports  # noqa: E402
+from dni_repro.reports.figures import write_report  # noqa: E402
 from scripts.make_table2 import table2_runs  # noqa: E402
 
 

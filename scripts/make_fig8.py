@@ -9,8 +9,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dni_repro.multi_network_report import fig8_report, regime_of  # noqa: E402
-from dni_repro.reports import load_runs, write_report  # noqa: E402
+from dni_repro.reports.multi_network import fig8_report, regime_of  # noqa: E402
+from dni_repro.reports.figures import load_runs, write_report  # noqa: E402
 
 
 def main() -> None:

@@ -8,8 +8,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dni_repro.paper_results import TABLE1_FAMILIES  # noqa: E402
-from dni_repro.reports import caption, load_runs, plot_curves, table1_cells, table1_markdown  # noqa: E402
+from dni_repro.reports.paper_results import TABLE1_FAMILIES  # noqa: E402
+from dni_repro.reports.figures import caption, load_runs, plot_curves  # noqa: E402
+from dni_repro.reports.table1 import table1_cells, table1_markdown  # noqa: E402
 
 
 def main() -> None:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dni_repro.recurrent_reports import row_of, table2_markdown  # noqa: E402
-from dni_repro.reports import load_runs  # noqa: E402
+from dni_repro.reports.recurrent import row_of, table2_markdown  # noqa: E402
+from dni_repro.reports.figures import load_runs  # noqa: E402
 
 FOLDERS = ("table2_copy", "table2_repeat_copy", "table2_lm")
 

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 from hydra.errors import ConfigCompositionException, MissingConfigException
+from omegaconf import OmegaConf
 
 from dni_repro.config import CONFIG_DIR, validate
 from dni_repro.errors import ConfigError
@@ -32,8 +33,7 @@ def test_presets_cover_table1_and_demo():
 @pytest.mark.parametrize("preset", PRESETS)
 def test_preset_composes_validates_and_trains_one_step(preset, tmp_path, fake_data_root):
     # The multi-network task steps in whole update periods of T^2 time steps.
-    stream = compose_config([f"experiment={preset}"]).dataset.digit_stream
-    steps = stream.period**2 if preset.startswith("fig8") else 1
+    steps = compose_config([f"experiment={preset}"]).dataset.digit_stream.period ** 2 if preset.startswith("fig8") else 1
     overrides = [f"experiment={preset}", f"paths.data_dir={fake_data_root}", f"trainer.max_steps={steps}"]
     validate(compose_config(overrides))
     summary = run_in_process(overrides, tmp_path)
@@ -131,10 +131,64 @@ def test_unknown_interface_exits_non_zero_with_hydra_message(args, tmp_path):
 
 
 def test_paper_schedule_divides_lr_by_ten_at_300k_and_400k():
-    from dni_repro.optim import StepDecaySchedule
+    from dni_repro.experiments.optim import StepDecaySchedule
 
     cfg = compose_config(["profile=paper"])
     lr = StepDecaySchedule(cfg.optimizer, cfg.trainer.max_steps).lr_at
     assert lr(0) == lr(299_999) == 3e-5
     assert lr(300_000) == pytest.approx(3e-6) and lr(399_999) == pytest.approx(3e-6)
     assert lr(400_000) == pytest.approx(3e-7) and lr(499_999) == pytest.approx(3e-7)
+
+
+# Keys that belong to one task only; a run of another task must not carry them.
+FEEDFORWARD_ONLY = {"interface.positions", "interface.p_update", "interface.synthetic_inputs", "interface.stale_decay",
+                    "interface.sg.kernel_size", "trainer.sg_quality_every", "model.activation", "dataset.num_classes"}
+SEQUENCE_ONLY = {"trainer.bptt_length", "model.peepholes", "interface.sg_loss_into_core", "dataset.copy_task",
+                 "trainer.early_stopping_patience", "dataset.split", "dataset.path"}
+MULTI_NETWORK_ONLY = {"dataset.digit_stream", "model.recurrent_batch_norm"}
+
+
+def dotted_keys(node, prefix=""):
+    keys = set()
+    for key, value in node.items():
+        keys.add(prefix + key)
+        if isinstance(value, dict):
+            keys |= dotted_keys(value, f"{prefix}{key}.")
+    return keys
+
+
+@pytest.mark.parametrize(
+    "preset, own, foreign",
+    [
+        ("table1_mnist_fcn_dni", FEEDFORWARD_ONLY - {"dataset.split"}, SEQUENCE_ONLY | MULTI_NETWORK_ONLY),
+        ("table2_copy", {"trainer.bptt_length", "model.peepholes", "dataset.copy_task"},
+         FEEDFORWARD_ONLY | MULTI_NETWORK_ONLY | {"trainer.early_stopping_patience", "dataset.split", "dataset.path"}),
+        ("table2_lm", {"trainer.bptt_length", "trainer.early_stopping_patience"},
+         FEEDFORWARD_ONLY | MULTI_NETWORK_ONLY | {"dataset.copy_task", "dataset.split", "dataset.path"}),
+        ("fig8", MULTI_NETWORK_ONLY, FEEDFORWARD_ONLY | SEQUENCE_ONLY),
+    ],
+)
+def test_composed_config_holds_only_its_tasks_keys(preset, own, foreign):
+    cfg = compose_config([f"experiment={preset}"])
+    validate(cfg)
+    keys = dotted_keys(OmegaConf.to_container(cfg, resolve=True))
+    assert own <= keys
+    assert not keys & foreign, sorted(keys & foreign)
+    assert "???" not in json.dumps(OmegaConf.to_container(cfg, resolve=True))
+
+
+@pytest.mark.parametrize(
+    "overrides, key",
+    [
+        (["interface.sg_scale=1.0"], "sg_scale"),
+        (["trainer.bptt_length=3"], "bptt_length"),
+        (["experiment=table2_copy", "interface.p_update=0.5"], "p_update"),
+        (["experiment=table2_copy", "trainer.early_stopping_patience=2"], "early_stopping_patience"),
+        (["experiment=fig8", "model.peepholes=true"], "peepholes"),
+        (["experiment=fig8", "trainer.bptt_length=4"], "bptt_length"),
+    ],
+)
+def test_another_tasks_option_fails_at_compose_naming_the_key(overrides, key):
+    with pytest.raises(ConfigCompositionException) as error:
+        compose_config(overrides)
+    assert f"Key '{key}' not in" in str(error.value.__cause__)

@@ -7,12 +7,12 @@ import pytest
 import torch
 
 from dni_repro.config import REPO_ROOT
-from dni_repro.czarnecki_convergence.grid import ConvergenceRun, run_grid
-from dni_repro.czarnecki_convergence.models import affine_map, build_model
-from dni_repro.czarnecki_convergence.optimum import global_optimum, with_bias_column
-from dni_repro.czarnecki_convergence.report import findings, outcome
-from dni_repro.czarnecki_convergence.synthetic_gradients import LinearConditionedSG, SigmoidSG
-from dni_repro.czarnecki_convergence.training import LOSSES, loss_target, step_gradients
+from dni_repro.czarnecki.convergence.grid import ConvergenceRun, run_grid
+from dni_repro.czarnecki.convergence.models import affine_map, build_model
+from dni_repro.czarnecki.convergence.optimum import global_optimum, with_bias_column
+from dni_repro.czarnecki.convergence.report import findings, outcome
+from dni_repro.czarnecki.convergence.synthetic_gradients import LinearConditionedSG, SigmoidSG
+from dni_repro.czarnecki.convergence.training import LOSSES, loss_target, step_gradients
 from dni_repro.data.artificial import ARTIFICIAL_DATASETS, make_artificial
 from tests.conftest import CLI_ENV
 

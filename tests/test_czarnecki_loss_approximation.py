@@ -8,7 +8,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from dni_repro.czarnecki_loss_approximation import (
+from dni_repro.czarnecki.loss_approximation import (
     ScaledLinearSG,
     Setup,
     asymmetry,

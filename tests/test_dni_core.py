@@ -7,7 +7,8 @@ from torch import nn
 import torch.nn.functional as F
 
 from dni_repro.dni import DNI, ConvSyntheticGradient, GradientMessage, MLPSyntheticGradient
-from dni_repro.models.feedforward import DecoupledStack, build_network
+from dni_repro.experiments.feedforward_setup import build_network
+from dni_repro.models.feedforward import DecoupledStack
 from tests.conftest import compose_config
 
 BATCH = 16

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from dni_repro.dni import DirectFeedbackAlignment, FeedbackAlignmentLinear, Kickback
 from dni_repro.errors import ConfigError
 from dni_repro.config import validate
-from dni_repro.models.feedforward import DecoupledStack, build_network
+from dni_repro.models.feedforward import DecoupledStack
 from tests.conftest import compose_config, run_in_process
 from tests.test_dni_core import BATCH, batch, make_net
 

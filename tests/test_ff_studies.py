@@ -13,9 +13,9 @@ from dni_repro.config import REPO_ROOT, validate
 from dni_repro.dni import DNI, BackpropInterface, GradientMessage, StaleGradientInterface
 from dni_repro.errors import ConfigError
 from dni_repro.models.complete_unlock import UnlockedStack
-from dni_repro.models.feedforward import build_network
-from dni_repro.sg_quality import agreement, true_boundary_gradients
-from dni_repro.update_schedule import LayerUpdateSampler
+from dni_repro.experiments.feedforward_setup import build_network
+from dni_repro.experiments.sg_quality import agreement, true_boundary_gradients
+from dni_repro.experiments.update_schedule import LayerUpdateSampler
 from tests.conftest import CLI_ENV, compose_config, run_in_process
 from tests.test_dni_core import batch, layer_parameters, make_net, randomise_sg_outputs, true_hidden_gradients
 

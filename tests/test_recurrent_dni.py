@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dni_repro.config import InterfaceName
-from dni_repro.dni.recurrent import RecurrentNetwork
+from dni_repro.names import InterfaceName
+from dni_repro.models.recurrent import RecurrentNetwork
 from dni_repro.experiments.language_model import bits_per_character
 from dni_repro.models.lstm import LSTMCore
 

@@ -5,8 +5,8 @@ import sys
 import pytest
 
 from dni_repro.config import REPO_ROOT
-from dni_repro.recurrent_reports import fig7_reports, table2_markdown
-from dni_repro.reports import load_runs
+from dni_repro.reports.recurrent import fig7_reports, table2_markdown
+from dni_repro.reports.figures import load_runs
 from tests.conftest import CLI_ENV, run_in_process
 from tests.fake_datasets import write_ptb_char
 

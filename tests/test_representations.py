@@ -10,7 +10,7 @@ from torch import nn
 from dni_repro.config import REPO_ROOT
 from dni_repro.models.feedforward import DecoupledStack
 from dni_repro.dni import BackpropInterface
-from dni_repro.representations import class_sorted_probe, dissimilarity_matrix, layer_outputs, weight_norms
+from dni_repro.czarnecki.representations import class_sorted_probe, dissimilarity_matrix, layer_outputs, weight_norms
 from tests.conftest import CLI_ENV, run_in_process
 
 

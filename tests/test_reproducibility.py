@@ -8,9 +8,9 @@ import time
 import pytest
 import torch
 
-from dni_repro.checkpoint import load_checkpoint
+from dni_repro.runs.checkpoint import load_checkpoint
 from dni_repro.config import REPO_ROOT
-from dni_repro.run_record import RunRecord
+from dni_repro.runs.record import RunRecord
 from tests.conftest import CLI_ENV, run_in_process, train_cli
 
 RUN = ["interface=cdni", "model.depth=3", "trainer.max_steps=9", "trainer.checkpoint_every=3"]

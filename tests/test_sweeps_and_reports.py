@@ -6,8 +6,9 @@ import sys
 import pytest
 
 from dni_repro.config import REPO_ROOT
-from dni_repro.provenance import run_labels
-from dni_repro.reports import load_runs, table1_markdown
+from dni_repro.runs.provenance import run_labels
+from dni_repro.reports.figures import load_runs
+from dni_repro.reports.table1 import table1_markdown
 from tests.conftest import CLI_ENV, compose_config, run_in_process, train_cli
 
 
@@ -88,7 +89,7 @@ def test_table1_averages_seeds_of_a_cell(tmp_path):
 
 def test_provenance_keeps_the_commit_the_process_started_with(monkeypatch):
     """A `git pull` during a sweep must not relabel the jobs that still run the imported code."""
-    from dni_repro import provenance
+    from dni_repro.runs import provenance
 
     provenance.commit_of_this_process.cache_clear()
     answers = iter(["commit-at-start", "commit-after-pull"])

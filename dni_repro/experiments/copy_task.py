@@ -10,11 +10,11 @@ from pathlib import Path
 import torch
 
 from dni_repro.data.copy_tasks import CopyTaskStream, CopyVocabulary, Curriculum, Level
-from dni_repro.dni.recurrent import StreamState
+from dni_repro.models.recurrent import StreamState
 from dni_repro.experiments.recurrent_setup import build_recurrent_network
-from dni_repro.experiments.session import RunSession
-from dni_repro.optim import build_optimizer
-from dni_repro.runtime import seed_everything, select_device
+from dni_repro.runs.session import RunSession
+from dni_repro.experiments.optim import build_optimizer
+from dni_repro.runs.runtime import seed_everything, select_device
 
 
 def run(cfg, run_dir: Path, resume: bool = False) -> dict:

@@ -6,12 +6,13 @@ import torch
 
 from dni_repro.data import EpochSampler, load_dataset
 from dni_repro.errors import ConfigError
-from dni_repro.experiments.session import RunSession
-from dni_repro.models.feedforward import DecoupledStack, build_network
-from dni_repro.optim import StepDecaySchedule, build_optimizer
-from dni_repro import sg_quality
-from dni_repro.update_schedule import LayerUpdateSampler
-from dni_repro.runtime import seed_everything, select_device
+from dni_repro.runs.session import RunSession
+from dni_repro.experiments.feedforward_setup import build_network
+from dni_repro.models.feedforward import DecoupledStack
+from dni_repro.experiments.optim import StepDecaySchedule, build_optimizer
+from dni_repro.experiments import sg_quality
+from dni_repro.experiments.update_schedule import LayerUpdateSampler
+from dni_repro.runs.runtime import seed_everything, select_device
 
 
 @torch.no_grad()

@@ -14,11 +14,11 @@ from pathlib import Path
 import torch
 
 from dni_repro.data.text_corpus import TokenStream, as_streams, load_corpus
-from dni_repro.dni.recurrent import RecurrentNetwork, StreamState
+from dni_repro.models.recurrent import RecurrentNetwork, StreamState
 from dni_repro.experiments.recurrent_setup import build_recurrent_network
-from dni_repro.experiments.session import RunSession
-from dni_repro.optim import build_optimizer
-from dni_repro.runtime import seed_everything, select_device
+from dni_repro.runs.session import RunSession
+from dni_repro.experiments.optim import build_optimizer
+from dni_repro.runs.runtime import seed_everything, select_device
 
 EVAL_CHUNK = 200  # characters per no-grad unroll when evaluating; the state is carried across chunks
 

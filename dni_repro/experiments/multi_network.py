@@ -15,10 +15,10 @@ from omegaconf import OmegaConf
 
 from dni_repro.data import load_dataset
 from dni_repro.data.digit_stream import DigitStream
-from dni_repro.dni.multi_network import MultiNetworkTrainer, TwoNetworkSystem, evaluate_errors
-from dni_repro.experiments.session import RunSession
-from dni_repro.optim import build_optimizer
-from dni_repro.runtime import seed_everything, select_device
+from dni_repro.models.multi_network import MultiNetworkTrainer, TwoNetworkSystem, evaluate_errors
+from dni_repro.runs.session import RunSession
+from dni_repro.experiments.optim import build_optimizer
+from dni_repro.runs.runtime import seed_everything, select_device
 
 TEST_STREAM_SEED = 1234  # the test streams are the same in every run and at every evaluation
 

@@ -1,5 +1,5 @@
 """The recurrent network of the Copy and language-model loops, built from the config."""
-from dni_repro.dni.recurrent import RecurrentNetwork
+from dni_repro.models.recurrent import RecurrentNetwork
 
 
 def build_recurrent_network(cfg, input_vocab: int, output_vocab: int) -> RecurrentNetwork:

@@ -34,7 +34,8 @@ class UnlockedStack(DecoupledStack):
         num_classes: int,
         input_shape: tuple[int, ...],
         hidden_shapes: list[tuple[int, ...]],
-        input_model_cfg,
+        input_hidden_layers: int,
+        input_hidden_width: int,
     ):
         super().__init__(layers, interfaces, num_classes)
         input_dim = 1
@@ -42,7 +43,7 @@ class UnlockedStack(DecoupledStack):
             input_dim *= size
         # input_models[i] predicts the input of layer i + 1, i.e. the output of layer i.
         self.input_models = nn.ModuleList(
-            SyntheticInputModel(input_dim, shape, input_model_cfg.hidden_layers, input_model_cfg.hidden_width)
+            SyntheticInputModel(input_dim, shape, input_hidden_layers, input_hidden_width)
             for shape in hidden_shapes
         )
 

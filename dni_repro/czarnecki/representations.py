@@ -12,9 +12,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from dni_repro.checkpoint import load_checkpoint
-from dni_repro.config import TrainConfig
-from dni_repro.models.feedforward import DecoupledStack, build_network
+from dni_repro.runs.checkpoint import load_checkpoint
+from dni_repro.config import schema_of
+from dni_repro.experiments.feedforward_setup import build_network
+from dni_repro.models.feedforward import DecoupledStack
 
 
 def class_sorted_probe(labels: torch.Tensor, per_class: int, num_classes: int) -> torch.Tensor:
@@ -71,7 +72,7 @@ def load_trained_network(run_dir: Path, config: dict, input_shape: tuple[int, ..
     """Rebuild a feed-forward run's network from its config and load its last checkpoint, on the CPU."""
     from omegaconf import OmegaConf
 
-    cfg = OmegaConf.merge(OmegaConf.structured(TrainConfig), config)
+    cfg = OmegaConf.merge(OmegaConf.structured(schema_of(config)), config)
     net = build_network(cfg.model, cfg.interface, input_shape, num_classes, cfg.trainer.batch_size)
     net.load_state_dict(load_checkpoint(run_dir)["model"])
     return net.eval()

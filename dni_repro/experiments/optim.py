@@ -1,7 +1,7 @@
 """Optimizers and the paper's step-wise learning-rate schedule."""
 import torch
 
-from dni_repro.config import OptimizerName
+from dni_repro.names import OptimizerName
 
 
 def build_optimizer(optimizer_cfg, parameters) -> torch.optim.Optimizer:

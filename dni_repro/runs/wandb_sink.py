@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Optional
 from urllib.parse import urlparse
 
-from dni_repro.config import WandbMode
+from dni_repro.names import WandbMode
 
 
 def _say(message: str) -> None:

@@ -7,9 +7,8 @@ import textwrap
 from pathlib import Path
 from typing import Optional
 
-from dni_repro import paper_results as paper
-from dni_repro.reports import FinishedRun, caption
-from dni_repro.studies import Figure, _pyplot, _save, seeds_per
+from dni_repro.reports import paper_results as paper
+from dni_repro.reports.figures import Figure, FinishedRun, caption, pyplot, save_figure, seeds_per
 
 REGIMES = ("e2e", "dni", "decoupled_no_dni")
 # A run's final error: the mean of its last few test evaluations, which are noisy one by one.
@@ -87,7 +86,7 @@ def fig8_report(runs: list[FinishedRun]) -> tuple[str, Figure]:
                      f"| {p['date']} | {p['git_commit']} | {run.run_dir.parent.name}/{run.run_dir.name} |")
 
     def plot(png: Path) -> None:
-        plt = _pyplot()
+        plt = pyplot()
         figure, axes = plt.subplots(2, 1, figsize=(7, 7), sharex=True)
         colours = {"e2e": "grey", "dni": "tab:blue", "decoupled_no_dni": "tab:red"}
         for axis, network, title in ((axes[0], "a", "Network A: odd digits in the last T"),
@@ -103,7 +102,7 @@ def fig8_report(runs: list[FinishedRun]) -> tuple[str, Figure]:
             axis.legend(fontsize=7)
         axes[1].set_xlabel("time steps")
         title = "Fig. 8 — " + (caption([run for _, run in ordered]) if ordered else "no runs")
-        _save(figure, png, textwrap.fill(title, width=110))
+        save_figure(figure, png, textwrap.fill(title, width=110))
 
     return "\n".join(lines) + "\n", plot
 

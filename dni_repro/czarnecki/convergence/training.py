@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dni_repro.czarnecki_convergence.models import SplitModel
+from dni_repro.czarnecki.convergence.models import SplitModel
 
 LOSSES = {
     "mse": lambda output, target: 0.5 * ((output - target) ** 2).mean(),

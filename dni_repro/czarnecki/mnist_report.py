@@ -10,14 +10,14 @@ from pathlib import Path
 
 import torch
 
-from dni_repro.reports import FinishedRun, caption
-from dni_repro.representations import (
+from dni_repro.reports.figures import FinishedRun, caption, error_at, newest_per, pyplot, save_figure
+from dni_repro.reports.studies import interface_of
+from dni_repro.czarnecki.representations import (
     dissimilarity_matrix,
     layer_outputs,
     load_trained_network,
     weight_norms,
 )
-from dni_repro.studies import _pyplot, _save, error_at, interface_of, newest_per
 
 FINDINGS = {
     "curves": "SG models train well even with many hidden layers, often faster than backprop",
@@ -163,7 +163,7 @@ def _mean_agreement(deep: DeepRun) -> float:
 
 
 def _plot_curves(deep_runs: list[DeepRun], png: Path, title: str) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     depths = sorted({d.hidden_layers for d in deep_runs})
     figure, axes = plt.subplots(1, len(depths), figsize=(3.6 * len(depths), 3.4), squeeze=False, sharey=True)
     for axis, depth in zip(axes[0], depths):
@@ -175,12 +175,12 @@ def _plot_curves(deep_runs: list[DeepRun], png: Path, title: str) -> None:
         axis.grid(True, which="both", alpha=0.3)
     axes[0][0].set_ylabel("test error (%)")
     axes[0][0].legend(fontsize=7)
-    _save(figure, png, title)
+    save_figure(figure, png, title)
 
 
 def _plot_rdms(deep_runs: list[DeepRun], png: Path, title: str, columns: int = 8) -> None:
     """For the deepest pair of each activation: RDMs of evenly spaced hidden layers, Bprop row above SG row."""
-    plt = _pyplot()
+    plt = pyplot()
     pairs = _pairs(deep_runs)
     chosen = [max((p for p in pairs if p[0].activation == a), key=lambda p: p[0].hidden_layers)
               for a in sorted({p[0].activation for p in pairs})]
@@ -202,11 +202,11 @@ def _plot_rdms(deep_runs: list[DeepRun], png: Path, title: str, columns: int = 8
         for axis in row[len(layers):]:
             axis.axis("off")
         row[0].set_ylabel(f"{d.title}\n{d.hidden_layers} hidden", fontsize=6)
-    _save(figure, png, "RDMs (1 - correlation), probe sorted by class. " + title)
+    save_figure(figure, png, "RDMs (1 - correlation), probe sorted by class. " + title)
 
 
 def _plot_norms(deep_runs: list[DeepRun], png: Path, title: str) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     activations = sorted({d.activation for d in deep_runs})
     figure, axes = plt.subplots(1, len(activations), figsize=(5 * len(activations), 3.6), squeeze=False)
     for axis, activation in zip(axes[0], activations):
@@ -218,7 +218,7 @@ def _plot_norms(deep_runs: list[DeepRun], png: Path, title: str) -> None:
         axis.set(title=activation, xlabel="hidden layer", ylabel="weight L2 norm")
         axis.grid(True, alpha=0.3)
         axis.legend(fontsize=6, ncol=2)
-    _save(figure, png, title)
+    save_figure(figure, png, title)
 
 
 def select_runs(runs: list[FinishedRun]) -> list[FinishedRun]:

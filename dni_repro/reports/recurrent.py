@@ -8,9 +8,8 @@ numbers sit in their own columns.
 from pathlib import Path
 from typing import Optional
 
-from dni_repro import paper_results as paper
-from dni_repro.reports import FinishedRun, caption
-from dni_repro.studies import Figure, _pyplot, _save, seeds_per
+from dni_repro.reports import paper_results as paper
+from dni_repro.reports.figures import Figure, FinishedRun, caption, pyplot, save_figure, seeds_per
 
 ROWS = {"copy": "Copy", "repeat_copy": "Repeat Copy", "lm": "Character language model"}
 INTERFACES = ("bptt", "dni", "dni_aux")
@@ -167,7 +166,7 @@ def fig7_reports(runs: list[FinishedRun]) -> tuple[str, Figure, Figure]:
     unroll_colours = {}
 
     def colour(unroll: int):
-        palette = _pyplot().get_cmap("viridis")
+        palette = pyplot().get_cmap("viridis")
         if unroll not in unroll_colours:
             known = sorted({k[2] for k in cells} | {unroll})
             unroll_colours.update({t: palette(i / max(len(known) - 1, 1)) for i, t in enumerate(known)})
@@ -186,7 +185,7 @@ def fig7_reports(runs: list[FinishedRun]) -> tuple[str, Figure, Figure]:
             axis.legend(fontsize=6, ncol=2)
 
     def plot_curriculum(png: Path) -> None:
-        plt = _pyplot()
+        plt = pyplot()
         figure, axes = plt.subplots(2, 2, figsize=(10, 7), squeeze=False)
         for r, row in enumerate(("copy", "repeat_copy")):
             for c, extra in enumerate(("dni", "dni_aux")):
@@ -196,10 +195,10 @@ def fig7_reports(runs: list[FinishedRun]) -> tuple[str, Figure, Figure]:
                 axis.set_xlabel("samples (time steps x batch)")
                 axis.set_ylabel("largest T_task solved")
         copy_runs = [run for key, run in cells.items() if key[0] != "lm"]
-        _save(figure, png, "Figs. 7 left / 15 — " + (caption(copy_runs) if copy_runs else "no runs"))
+        save_figure(figure, png, "Figs. 7 left / 15 — " + (caption(copy_runs) if copy_runs else "no runs"))
 
     def plot_bpc(png: Path) -> None:
-        plt = _pyplot()
+        plt = pyplot()
         figure, axes = plt.subplots(2, 2, figsize=(10, 7), squeeze=False)
         for r, extra in enumerate(("dni", "dni_aux")):
             for c, (x_key, x_label) in enumerate((("samples", "samples (characters)"), ("time/train_s", "training time (s)"))):
@@ -209,7 +208,7 @@ def fig7_reports(runs: list[FinishedRun]) -> tuple[str, Figure, Figure]:
                 axis.set_xlabel(x_label)
                 axis.set_ylabel("validation BPC")
         lm_runs = [run for key, run in cells.items() if key[0] == "lm"]
-        _save(figure, png, f"Figs. 7 right / 14, corpus {corpus_name(lm_runs)} — " + (caption(lm_runs) if lm_runs else "no runs"))
+        save_figure(figure, png, f"Figs. 7 right / 14, corpus {corpus_name(lm_runs)} — " + (caption(lm_runs) if lm_runs else "no runs"))
 
     markdown = "# Fig. 7 and the time-to-target check\n\n" + time_to_target_markdown(runs)
     return markdown, plot_curriculum, plot_bpc

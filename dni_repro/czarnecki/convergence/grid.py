@@ -11,10 +11,10 @@ from typing import Optional
 
 import torch
 
-from dni_repro.czarnecki_convergence.models import MODEL_KINDS, build_model, end_to_end_map
-from dni_repro.czarnecki_convergence.optimum import global_optimum
-from dni_repro.czarnecki_convergence.synthetic_gradients import build_sg
-from dni_repro.czarnecki_convergence.training import LOSSES, loss_target, train
+from dni_repro.czarnecki.convergence.models import MODEL_KINDS, build_model, end_to_end_map
+from dni_repro.czarnecki.convergence.optimum import global_optimum
+from dni_repro.czarnecki.convergence.synthetic_gradients import build_sg
+from dni_repro.czarnecki.convergence.training import LOSSES, loss_target, train
 from dni_repro.data.artificial import ARTIFICIAL_DATASETS, DEFAULT_SIZE, make_artificial
 
 DIMS = (2, 100)

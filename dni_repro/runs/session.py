@@ -14,11 +14,11 @@ from typing import Optional
 import torch
 from omegaconf import OmegaConf
 
-from dni_repro.checkpoint import load_checkpoint, save_checkpoint
-from dni_repro.provenance import run_labels, run_provenance
-from dni_repro.run_record import RunRecord
-from dni_repro.runtime import TerminationRequest, device_description, restore_rng_state, rng_state
-from dni_repro.wandb_sink import WandbSink
+from dni_repro.runs.checkpoint import load_checkpoint, save_checkpoint
+from dni_repro.runs.provenance import run_labels, run_provenance
+from dni_repro.runs.record import RunRecord
+from dni_repro.runs.runtime import TerminationRequest, device_description, restore_rng_state, rng_state
+from dni_repro.runs.wandb_sink import WandbSink
 
 
 class RunSession:

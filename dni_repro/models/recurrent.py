@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dni_repro.config import RECURRENT_INTERFACES, InterfaceName
+from dni_repro.names import RECURRENT_INTERFACES, InterfaceName
 from dni_repro.dni.synthetic_gradient import ReLUSyntheticGradient
 from dni_repro.models.lstm import LSTMCore
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from dni_repro.runtime import git_commit
+from dni_repro.runs.runtime import git_commit
 
 
 @functools.lru_cache(maxsize=None)

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dni_repro.config import MULTI_NETWORK_INTERFACES, InterfaceName
+from dni_repro.names import MULTI_NETWORK_INTERFACES, InterfaceName
 from dni_repro.dni.synthetic_gradient import ReLUSyntheticGradient
 from dni_repro.models.bn_lstm import BatchNormLSTMCell
 

@@ -4,7 +4,7 @@ import os
 from pathlib import Path
 from typing import Any, Optional
 
-from dni_repro.wandb_sink import WandbSink
+from dni_repro.runs.wandb_sink import WandbSink
 
 METRICS_NAME = "metrics.jsonl"
 SUMMARY_NAME = "summary.json"

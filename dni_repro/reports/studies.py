@@ -1,44 +1,30 @@
 """Reports for the feed-forward studies beyond Table 1 (section 3.1, appendix A.2).
 
-Each `<figure>_report(runs)` takes completed runs (see `reports.load_runs`), keeps
+Each `<figure>_report(runs)` takes completed runs (see `figures.load_runs`), keeps
 the newest run of every setting, and returns the markdown and a PNG writer. The
 paper's numbers, where it prints any, sit in their own columns.
 """
-import textwrap
-from collections.abc import Callable
 from pathlib import Path
 
-from dni_repro import paper_results as paper
-from dni_repro.reports import FinishedRun, caption, format_errors
-
-Figure = Callable[[Path], None]
-
-
-def newest_per(runs: list[FinishedRun], key: Callable[[FinishedRun], object]) -> dict:
-    """setting -> the newest run with that setting (key returns None to leave a run out)."""
-    chosen = {}
-    for run in sorted(runs, key=lambda r: r.summary["provenance"]["date"]):
-        setting = key(run)
-        if setting is not None:
-            chosen[setting] = run
-    return dict(sorted(chosen.items(), key=lambda item: str(item[0])))
+from dni_repro.reports import paper_results as paper
+from dni_repro.reports.figures import (
+    Figure,
+    FinishedRun,
+    caption,
+    error_at,
+    format_errors,
+    mean_error,
+    newest_per,
+    plain_log_ticks,
+    provenance_table,
+    pyplot,
+    save_figure,
+    seeds_per,
+)
 
 
 # Runs made before these options existed (Table 1's) lack the keys; these are their values.
 STUDY_DEFAULTS = {"positions": None, "p_update": 1.0, "synthetic_inputs": False, "stale_decay": None}
-
-
-def seeds_per(runs: list[FinishedRun], key: Callable[[FinishedRun], object]) -> dict:
-    """setting -> the newest run of each seed with that setting, lowest seed first."""
-    chosen = newest_per(runs, lambda r: None if key(r) is None else (key(r), r.config["seed"]))
-    grouped: dict = {}
-    for (setting, _), run in sorted(chosen.items(), key=lambda item: (str(item[0][0]), item[0][1] or 0)):
-        grouped.setdefault(setting, []).append(run)
-    return grouped
-
-
-def mean_error(runs: list[FinishedRun]) -> float:
-    return sum(run.summary["test_error"] for run in runs) / len(runs)
 
 
 def interface_of(run: FinishedRun) -> dict:
@@ -49,54 +35,7 @@ def error(run) -> str:
     return f"{run.summary['test_error']:.1f}" if run is not None else "—"
 
 
-def provenance_table(described: list[tuple[str, FinishedRun]]) -> list[str]:
-    lines = ["## Provenance", "", "| setting | test error (%) | dataset | profile | steps | device | date (UTC) | commit | run folder |"]
-    lines.append("|" + "---|" * 9)
-    for setting, run in described:
-        p = run.summary["provenance"]
-        lines.append(
-            f"| {setting} | {run.summary['test_error']:.1f} | {run.config['dataset']['name']} | {p['profile']} "
-            f"| {run.summary['steps']} | {p['device']} | {p['date']} | {p['git_commit']} "
-            f"| {run.run_dir.parent.name}/{run.run_dir.name} |"
-        )
-    return lines
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _plain_log_ticks(axis) -> None:
-    """Log-scaled y axis labelled 2, 5, 10 rather than 2x10^0."""
-    from matplotlib.ticker import FormatStrFormatter
-
-    axis.set_yscale("log")
-    axis.yaxis.set_major_formatter(FormatStrFormatter("%g"))
-    axis.yaxis.set_minor_formatter(FormatStrFormatter("%g"))
-
-
-def _save(figure, png: Path, title: str) -> None:
-    # Provenance captions run longer than the figure is wide: wrap at about 15 characters of 8-point
-    # text per inch of width; tight_layout then makes room for the wrapped lines.
-    figure.suptitle(textwrap.fill(title, width=int(15 * figure.get_figwidth())), fontsize=8)
-    figure.tight_layout()
-    png.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(png, dpi=120)
-    _pyplot().close(figure)
-
-
 # Fig. 5: sparse updates and complete unlock
-
-
-def error_at(run: FinishedRun, step: int):
-    """Test error at the last evaluation at or before `step` (None if there is none)."""
-    measured = [(s, e) for s, e in zip(*run.curve()) if s <= step]
-    return measured[-1][1] if measured else None
 
 
 def fig5_report(runs: list[FinishedRun]) -> tuple[str, Figure]:
@@ -135,7 +74,7 @@ def fig5_report(runs: list[FinishedRun]) -> tuple[str, Figure]:
     lines += [""] + provenance_table([(f"{mode} {name} p_update={p:g}", run) for (mode, name, p), run in cells.items()])
 
     def plot(png: Path) -> None:
-        plt = _pyplot()
+        plt = pyplot()
         figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
         # As in the paper's panel: error against p_update after several numbers of steps.
         for name, style in (("dni", "o-"), ("cdni", "s--")):
@@ -154,11 +93,11 @@ def fig5_report(runs: list[FinishedRun]) -> tuple[str, Figure]:
                 right.plot(*run.curve(), "-" if name == "dni" else "--", label=f"{paper.INTERFACE_TITLES[name]} p={p:g}")
         right.set(title="complete unlock: test error vs step", xlabel="step")
         for axis in (left, right):
-            _plain_log_ticks(axis)
+            plain_log_ticks(axis)
             axis.grid(True, which="both", alpha=0.3)
             if axis.get_legend_handles_labels()[0]:
                 axis.legend(fontsize=8)
-        _save(figure, png, caption(used))
+        save_figure(figure, png, caption(used))
 
     return "\n".join(lines) + "\n", plot
 
@@ -236,7 +175,7 @@ def fig9_report(runs: list[FinishedRun]) -> tuple[str, Figure, Figure]:
     )
 
     def plot_fig9(png: Path) -> None:
-        plt = _pyplot()
+        plt = pyplot()
         figure, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
         panels = (
             (axes[0], "(a) one boundary decoupled after layer k", {"single DNI": single, "cut, no DNI": cut}),
@@ -250,15 +189,15 @@ def fig9_report(runs: list[FinishedRun]) -> tuple[str, Figure, Figure]:
             if bprop is not None:
                 axis.axhline(mean_error(bprop), color="grey", linestyle=":", label="Bprop")
             axis.set(title=title, xlabel="k", xticks=range(1, 6))
-            _plain_log_ticks(axis)
+            plain_log_ticks(axis)
             axis.grid(True, which="both", alpha=0.3)
             if axis.get_legend_handles_labels()[0]:
                 axis.legend(fontsize=8)
         axes[0].set_ylabel("final test error (%)")
-        _save(figure, png, caption(used))
+        save_figure(figure, png, caption(used))
 
     def plot_fig10(png: Path) -> None:
-        plt = _pyplot()
+        plt = pyplot()
         figure, axes = plt.subplots(1, 3, figsize=(13, 3.8))
         for axis, metric, title in zip(axes, ("l2", "cosine", "sign_error"), ("L2 distance", "cosine similarity", "sign error")):
             for k, run in first_single.items():
@@ -267,7 +206,7 @@ def fig9_report(runs: list[FinishedRun]) -> tuple[str, Figure, Figure]:
             axis.grid(True, alpha=0.3)
         if axes[0].get_legend_handles_labels()[0]:
             axes[0].legend(fontsize=8)
-        _save(figure, png, caption(list(first_single.values())))
+        save_figure(figure, png, caption(list(first_single.values())))
 
     return "\n".join(lines) + "\n", plot_fig9, plot_fig10
 
@@ -311,16 +250,16 @@ def fig12_report(runs: list[FinishedRun]) -> tuple[str, Figure]:
     lines += [""] + provenance_table([(f"{titles[(n, l)]}, {d} layers", run) for (n, l, d), run in cells.items()])
 
     def plot(png: Path) -> None:
-        plt = _pyplot()
+        plt = pyplot()
         figure, axis = plt.subplots(figsize=(6, 4))
         for column in columns:
             points = [(d, cells[(*column, d)].summary["test_error"]) for d in range(3, 7) if (*column, d) in cells]
             axis.plot(*zip(*points), "o-" if column[1] == 0 else "s--", label=titles[column])
         axis.set(xlabel="layers", ylabel="final test error (%)", xticks=range(3, 7))
-        _plain_log_ticks(axis)
+        plain_log_ticks(axis)
         axis.grid(True, which="both", alpha=0.3)
         axis.legend(fontsize=8)
-        _save(figure, png, caption(used))
+        save_figure(figure, png, caption(used))
 
     return "\n".join(lines) + "\n", plot
 
@@ -355,7 +294,7 @@ def stale_report(runs: list[FinishedRun]) -> tuple[str, Figure]:
     lines += [""] + provenance_table([(f"{depth} layers, decay {decay:g}", run) for (depth, decay), run in cells.items()])
 
     def plot(png: Path) -> None:
-        plt = _pyplot()
+        plt = pyplot()
         figure, axis = plt.subplots(figsize=(6, 4))
         for depth in depths:
             points = [(i, cells[(depth, d)].summary["test_error"]) for i, d in enumerate(decays) if (depth, d) in cells]
@@ -364,7 +303,7 @@ def stale_report(runs: list[FinishedRun]) -> tuple[str, Figure]:
         axis.set_xticklabels([f"{d:g}" for d in decays])
         axis.grid(True, alpha=0.3)
         axis.legend(fontsize=8)
-        _save(figure, png, caption(used))
+        save_figure(figure, png, caption(used))
 
     return "\n".join(lines) + "\n", plot
 
@@ -398,16 +337,16 @@ def deep_report(runs: list[FinishedRun]) -> tuple[str, Figure]:
     )
 
     def plot(png: Path) -> None:
-        plt = _pyplot()
+        plt = pyplot()
         figure, axis = plt.subplots(figsize=(6, 4))
         for (name, depth, steps, lr), run in cells.items():
             label = f"{paper.INTERFACE_TITLES.get(name, name)}, {depth} layers, {steps:,} steps, lr {lr:g}"
             axis.plot(*run.curve(), label=label)
         axis.set(xlabel="step", ylabel="test error (%)")
-        _plain_log_ticks(axis)
+        plain_log_ticks(axis)
         axis.grid(True, which="both", alpha=0.3)
         axis.legend(fontsize=8)
-        _save(figure, png, caption(used))
+        save_figure(figure, png, caption(used))
 
     return "\n".join(lines) + "\n", plot
 
@@ -460,16 +399,16 @@ def interfaces_report(runs: list[FinishedRun]) -> tuple[str, Figure]:
     )
 
     def plot(png: Path) -> None:
-        plt = _pyplot()
+        plt = pyplot()
         figure, axis = plt.subplots(figsize=(7.5, 4.2))
         for name in methods:
             points = [(d, mean_error(cells[(name, d)])) for d in depths if (name, d) in cells]
             axis.plot(*zip(*points), "o-", label=paper.INTERFACE_TITLES[name])
         axis.set(xlabel="layers", ylabel="final test error (%), mean over seeds", xticks=depths)
-        _plain_log_ticks(axis)
+        plain_log_ticks(axis)
         axis.grid(True, which="both", alpha=0.3)
         # Outside the axes: Kickback's curve runs along the top, where a legend would cover it.
         axis.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
-        _save(figure, png, caption(used))
+        save_figure(figure, png, caption(used))
 
     return "\n".join(lines) + "\n", plot

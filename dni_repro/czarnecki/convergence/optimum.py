@@ -10,7 +10,7 @@ So the global optimum of every run is the optimum of the bias-augmented linear m
 """
 import torch
 
-from dni_repro.czarnecki_convergence.training import LOSSES
+from dni_repro.czarnecki.convergence.training import LOSSES
 
 GRADIENT_TOLERANCE = 1e-11
 MIN_CURVATURE = 1e-6

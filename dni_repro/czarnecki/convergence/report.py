@@ -10,8 +10,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from dni_repro.czarnecki_convergence import models
-from dni_repro.czarnecki_convergence.grid import LEARNING_RATES, SG_LEARNING_RATE, ConvergenceRun, cosine
+from dni_repro.czarnecki.convergence import models
+from dni_repro.czarnecki.convergence.grid import LEARNING_RATES, SG_LEARNING_RATE, ConvergenceRun, cosine
 
 REACHED_GAP = 1e-6
 MIN_FALL = 0.1

@@ -1,0 +1,70 @@
+"""Names shared by the models, the experiments and the config schema.
+
+They live apart from `config.py` so that models can take them as plain arguments
+without importing the Hydra schema.
+"""
+from enum import Enum
+
+
+class Task(str, Enum):
+    feedforward = "feedforward"  # section 3.1: classifiers with DNIs between layers
+    copy = "copy"  # section 3.2: Copy and Repeat Copy with a curriculum
+    language_model = "language_model"  # section 3.2: character-level language modelling
+    multi_network = "multi_network"  # section 3.3: two RNNs ticking at different rates (Fig. 8)
+
+
+RECURRENT_TASKS = (Task.copy, Task.language_model)
+
+
+class ModelName(str, Enum):
+    fcn = "fcn"
+    cnn = "cnn"
+    lstm = "lstm"
+    two_rnn = "two_rnn"  # Networks A and B of section 3.3 (A.4)
+
+
+class Activation(str, Enum):
+    """Hidden-layer nonlinearity of model=fcn."""
+
+    relu = "relu"
+    tanh = "tanh"
+
+
+class InterfaceName(str, Enum):
+    bprop = "bprop"
+    no_bprop = "no_bprop"
+    dni = "dni"
+    cdni = "cdni"
+    stale = "stale"  # moving average of past gradients, the baseline of section 3.1
+    fa = "fa"  # Feedback Alignment: fixed random matrices in place of the receivers' weights in the backward pass
+    dfa = "dfa"  # Direct Feedback Alignment: the output error through a fixed random matrix to each layer
+    kickback = "kickback"  # Kickback: a scalar output error, backpropagated through one receiver layer
+    bptt = "bptt"  # recurrent: truncated BPTT, zero gradient at each truncation boundary
+    dni_aux = "dni_aux"  # recurrent: dni plus the future-SG auxiliary task (Fig. 3b)
+    e2e = "e2e"  # multi-network: A and B as one graph, unrolled T^2 steps per update
+    decoupled_no_dni = "decoupled_no_dni"  # multi-network: A updates every T steps and hears nothing from B
+
+
+# The recurrent tasks' interfaces (`dni` is shared with the feed-forward task).
+RECURRENT_INTERFACES = (InterfaceName.bptt, InterfaceName.dni, InterfaceName.dni_aux)
+
+# The multi-network regimes of Fig. 8 (`dni`: A learns from B's synthetic gradient on its message).
+MULTI_NETWORK_INTERFACES = (InterfaceName.e2e, InterfaceName.dni, InterfaceName.decoupled_no_dni)
+
+
+
+class OptimizerName(str, Enum):
+    adam = "adam"
+    sgd = "sgd"
+
+
+class LoggerName(str, Enum):
+    none = "none"
+    wandb = "wandb"
+
+
+class WandbMode(str, Enum):
+    auto = "auto"  # online with credentials, otherwise offline
+    online = "online"
+    offline = "offline"
+    disabled = "disabled"
