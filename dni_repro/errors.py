@@ -11,3 +11,9 @@ class ConfigError(UserError):
 
 class DataError(UserError):
     pass
+
+
+class RunDiverged(Exception):
+    """The loss became non-finite: train.py prints `diverged: <message>` and exits with status 3.
+
+    Not a UserError: in a sweep, Hydra records the job as failed and runs the others."""

@@ -17,7 +17,7 @@ from dni_repro.experiments.optim import build_optimizer
 from dni_repro.runs.runtime import seed_everything, select_device
 
 
-def run(cfg, run_dir: Path, resume: bool = False) -> dict:
+def run(cfg, run_dir: Path, resume: bool = False, job_label: str = "") -> dict:
     trainer, task = cfg.trainer, cfg.dataset.copy_task
     device = select_device(cfg.device)
     seed_everything(cfg.seed)
@@ -31,7 +31,7 @@ def run(cfg, run_dir: Path, resume: bool = False) -> dict:
     optimizer = build_optimizer(cfg.optimizer, net.parameters())
     state = net.initial_state(trainer.batch_size, device)
 
-    session = RunSession(cfg, run_dir, device, resume)
+    session = RunSession(cfg, run_dir, device, resume, job_label)
     record, saved, step, train_time = session.record, session.saved, session.first_step, 0.0
     if saved is not None:
         net.load_state_dict(saved["model"])

@@ -26,7 +26,7 @@ def test_error_percent(net: DecoupledStack, inputs: torch.Tensor, labels: torch.
     return 100.0 * wrong.item() / len(labels)
 
 
-def run(cfg, run_dir: Path, resume: bool = False) -> dict:
+def run(cfg, run_dir: Path, resume: bool = False, job_label: str = "") -> dict:
     trainer = cfg.trainer
     device = select_device(cfg.device)
     seed_everything(cfg.seed)
@@ -47,7 +47,7 @@ def run(cfg, run_dir: Path, resume: bool = False) -> dict:
         else None
     )
 
-    session = RunSession(cfg, run_dir, device, resume)
+    session = RunSession(cfg, run_dir, device, resume, job_label)
     record, saved, step = session.record, session.saved, session.first_step
     if saved is not None:
         net.load_state_dict(saved["model"])

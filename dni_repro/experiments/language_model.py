@@ -38,7 +38,7 @@ def bits_per_character(net: RecurrentNetwork, tokens: torch.Tensor, num_streams:
     return total.item() / ((len(streams) - 1) * streams.shape[1]) / math.log(2)
 
 
-def run(cfg, run_dir: Path, resume: bool = False) -> dict:
+def run(cfg, run_dir: Path, resume: bool = False, job_label: str = "") -> dict:
     trainer = cfg.trainer
     device = select_device(cfg.device)
     seed_everything(cfg.seed)
@@ -51,7 +51,7 @@ def run(cfg, run_dir: Path, resume: bool = False) -> dict:
     # Early-stopping record: the best validation so far, the weights that scored it, and evaluations since.
     best = {"valid_bpc": float("inf"), "step": 0, "model": None, "evaluations_since": 0}
 
-    session = RunSession(cfg, run_dir, device, resume)
+    session = RunSession(cfg, run_dir, device, resume, job_label)
     record, saved, step, train_time = session.record, session.saved, session.first_step, 0.0
     if saved is not None:
         net.load_state_dict(saved["model"])

@@ -31,7 +31,7 @@ def load_digits(dataset_cfg, data_dir: str):
     return load_dataset(digits_cfg, data_dir)
 
 
-def run(cfg, run_dir: Path, resume: bool = False) -> dict:
+def run(cfg, run_dir: Path, resume: bool = False, job_label: str = "") -> dict:
     trainer_cfg, stream_cfg = cfg.trainer, cfg.dataset.digit_stream
     period, batch_size = stream_cfg.period, trainer_cfg.batch_size
     device = select_device(cfg.device)
@@ -62,7 +62,7 @@ def run(cfg, run_dir: Path, resume: bool = False) -> dict:
                                   cfg.interface.sg_scale, cfg.interface.sg_loss_weight)
     running = dict.fromkeys(RUNNING_KEYS, 0.0)  # sums since the last log line
 
-    session = RunSession(cfg, run_dir, device, resume)
+    session = RunSession(cfg, run_dir, device, resume, job_label)
     record, saved, step, train_time = session.record, session.saved, session.first_step, 0.0
     final_errors = {}
     if saved is not None:

@@ -1,9 +1,10 @@
-"""What every run leaves in its directory: metrics.jsonl, summary.json, and W&B."""
+"""What every run leaves in its directory: metrics.jsonl, summary.json, and W&B; and what it prints on the way."""
 import json
 import os
 from pathlib import Path
 from typing import Any, Optional
 
+from dni_repro.runs.progress import Progress
 from dni_repro.runs.wandb_sink import WandbSink
 
 METRICS_NAME = "metrics.jsonl"
@@ -17,11 +18,13 @@ def _write_json_atomically(path: Path, payload: dict) -> None:
 
 
 class RunRecord:
-    """Append-only metric log plus a final summary; mirrors both to W&B if enabled."""
+    """Append-only metric log plus a final summary; mirrors both to W&B and the progress output if enabled."""
 
-    def __init__(self, run_dir: Path, wandb_sink: Optional[WandbSink], resume_step: Optional[int] = None):
+    def __init__(self, run_dir: Path, wandb_sink: Optional[WandbSink], resume_step: Optional[int] = None,
+                 progress: Optional[Progress] = None):
         self.run_dir = Path(run_dir)
         self.wandb = wandb_sink
+        self.progress = progress
         self.metrics_path = self.run_dir / METRICS_NAME
         self.best: dict[str, float] = {}
         self.last: dict[str, float] = {}
@@ -59,6 +62,8 @@ class RunRecord:
         self._remember(entry)
         if self.wandb is not None:
             self.wandb.log(step, metrics)
+        if self.progress is not None:
+            self.progress.update(step, metrics)
 
     def finish(self, status: str, summary: dict[str, Any]) -> dict:
         payload = {
@@ -67,6 +72,8 @@ class RunRecord:
             "final": dict(self.last),
             "best": dict(self.best),
         }
+        if self.progress is not None:
+            self.progress.close()
         _write_json_atomically(self.run_dir / SUMMARY_NAME, payload)
         if self.wandb is not None:
             flat = {f"final/{k}": v for k, v in self.last.items()}

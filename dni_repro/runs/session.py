@@ -4,6 +4,7 @@ A loop opens a `RunSession` once its state is built; on resume the session loads
 the checkpoint into `saved` (RNG state already restored) for the loop to read
 its own parts from. The loop calls `checkpoint(step, state)` with its own state,
 checks `stop_requested` between steps, and ends with `finish(...)` in a `finally` block.
+A checkpoint is written only from finite state, so a run that diverges keeps its last good one.
 """
 import signal
 import sys
@@ -14,20 +15,33 @@ from typing import Optional
 import torch
 from omegaconf import OmegaConf
 
+from dni_repro.errors import RunDiverged
 from dni_repro.runs.checkpoint import load_checkpoint, save_checkpoint
+from dni_repro.runs.progress import Progress
 from dni_repro.runs.provenance import run_labels, run_provenance
 from dni_repro.runs.record import RunRecord
 from dni_repro.runs.runtime import TerminationRequest, device_description, restore_rng_state, rng_state
 from dni_repro.runs.wandb_sink import WandbSink
 
 
+def _all_finite(state) -> bool:
+    if isinstance(state, torch.Tensor):
+        return not state.is_floating_point() or bool(torch.isfinite(state).all())
+    if isinstance(state, dict):
+        return all(_all_finite(value) for value in state.values())
+    if isinstance(state, (list, tuple)):
+        return all(_all_finite(value) for value in state)
+    return True
+
+
 class RunSession:
-    def __init__(self, cfg, run_dir: Path, device: torch.device, resume: bool):
+    def __init__(self, cfg, run_dir: Path, device: torch.device, resume: bool, job_label: str = ""):
         self.run_dir, self.device = Path(run_dir), device
         self.saved: Optional[dict] = load_checkpoint(self.run_dir) if resume else None
         if self.saved is not None:
             restore_rng_state(self.saved["rng"], device)
         self.first_step = self.saved["step"] if self.saved else 0
+        self.checkpoint_step: Optional[int] = self.first_step if self.saved else None
         self.wall_time_before = self.saved["wall_time_s"] if self.saved else 0.0
         # Taken before training, so the commit is the one whose code was imported.
         self.provenance = {**run_provenance(cfg), "device": device_description(device)}
@@ -39,7 +53,10 @@ class RunSession:
             if cfg.logger.name.value == "wandb"
             else None
         )
-        self.record = RunRecord(self.run_dir, wandb_sink, resume_step=self.first_step if self.saved else None)
+        label = " ".join(part for part in (job_label, names["name"]) if part)
+        progress = Progress(cfg.trainer.max_steps, self.first_step, label) if cfg.trainer.progress else None
+        self.record = RunRecord(self.run_dir, wandb_sink, resume_step=self.first_step if self.saved else None,
+                                progress=progress)
         self.started = time.perf_counter()
         self.termination = TerminationRequest().install()
 
@@ -51,7 +68,12 @@ class RunSession:
         return self.wall_time_before + time.perf_counter() - self.started
 
     def checkpoint(self, step: int, state: dict) -> None:
-        """Save the loop's `state` with the config, step, RNG state, wall time and W&B id."""
+        """Save the loop's `state` with the config, step, RNG state, wall time and W&B id.
+
+        Non-finite weights or optimizer state are not saved: the loop sees the diverged loss at its next log."""
+        if not _all_finite(state):
+            return
+        self.checkpoint_step = step
         save_checkpoint(
             self.run_dir,
             {
@@ -65,7 +87,8 @@ class RunSession:
         )
 
     def finish(self, status: str, step: int, samples_per_step: int, results: dict) -> dict:
-        """Write summary.json (and the W&B summary); after SIGTERM, exit with 128 + SIGTERM."""
+        """Write summary.json (and the W&B summary); after SIGTERM, exit with 128 + SIGTERM;
+        after divergence, raise RunDiverged."""
         self.termination.restore()
         session_time = time.perf_counter() - self.started
         summary = {
@@ -82,4 +105,8 @@ class RunSession:
             print(f"[dni-repro] SIGTERM: checkpoint saved at step {step}; continue with resume={self.run_dir}",
                   file=sys.stderr)
             raise SystemExit(128 + signal.SIGTERM)
+        if status == "diverged":
+            kept = (f"the last good checkpoint (step {self.checkpoint_step}) is kept in {self.run_dir}"
+                    if self.checkpoint_step is not None else f"no checkpoint was written yet; resume={self.run_dir} starts it again")
+            raise RunDiverged(f"diverged at step {step}: the training loss is not finite; {kept}")
         return outcome
