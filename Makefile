@@ -14,7 +14,7 @@ DEMO_DIR := logs/demo/multiruns/$(shell date +%Y-%m-%d_%H-%M-%S)_$(shell od -An 
 	ff-studies fig5 fig9 fig12 stale-baseline deep-cdni clean-logs \
 	table2 table2-copy table2-repeat-copy table2-lm table2-report fig7 bench-rnn fig8 fig8-report \
 	czarnecki czarnecki-interfaces czarnecki-interfaces-report czarnecki-mnist czarnecki-mnist-report \
-	czarnecki-convergence czarnecki-loss-approximation
+	czarnecki-convergence czarnecki-loss-approximation search-sg search-sg-report
 
 help:
 	@echo "make demo     set up, train Bprop/DNI/cDNI on the embedded MNIST digits, print a table, plot curves"
@@ -36,10 +36,11 @@ help:
 	@echo "make czarnecki-interfaces  Bprop/FA/DFA/Kickback/DNI/cDNI/No Bprop on MNIST FCNs, depths 3-6 (CZ_SEEDS), results/czarnecki_interfaces.*"
 	@echo "make czarnecki-mnist  deep BN FCNs (CZ_MNIST_HIDDEN hidden layers), Bprop vs one mid-stack SG: curves, RDMs, weight norms"
 	@echo "make czarnecki  every Czarnecki et al. 2017 experiment (the czarnecki-* targets)"
+	@echo "make search-sg  Optuna over the SG model (A.1) for the MNIST FCN DNI and cDNI columns (SEARCH_TRIALS), results/search_sg.*"
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet -e '.[dev,launchers]'
+	$(VENV)/bin/pip install --quiet -e '.[dev,launchers,search]'
 	touch $@
 
 install: $(VENV)/.installed
@@ -203,3 +204,15 @@ czarnecki-loss-approximation: install
 	OMP_NUM_THREADS=1 $(PY) scripts/make_czarnecki_loss_approximation.py $(ARGS)
 
 czarnecki: czarnecki-convergence czarnecki-loss-approximation czarnecki-interfaces czarnecki-mnist
+
+# Appendix A.1's search over the SG model, one Optuna study per column, scored on a validation split.
+# Run it again after an interruption: each study continues where it stopped.
+SEARCH_TRIALS ?= 12
+SEARCH_INTERFACES := dni cdni
+
+search-sg: install
+	for i in $(SEARCH_INTERFACES); do $(PY) scripts/search_sg.py search --interface $$i --trials $(SEARCH_TRIALS) --profile $(PROFILE) --dataset mnist_5k $(ARGS) || exit 1; done
+	$(MAKE) search-sg-report
+
+search-sg-report: install
+	$(PY) scripts/search_sg.py report --interfaces $(SEARCH_INTERFACES) --dataset mnist_5k

@@ -145,6 +145,11 @@ class FeedforwardDatasetConfig(DatasetConfig):
     num_classes: int = MISSING
     # Paper widths for this dataset (A.1): the model group reads them by default.
     model_widths: FeedforwardWidths = field(default_factory=FeedforwardWidths)
+    # Training examples held out as a validation split, logged as val/error and used by searches.
+    # 0 trains on all of them, the paper's protocol (it selected on test error).
+    val_size: int = 0
+    # Picks which examples are held out, independently of the run's seed.
+    val_seed: int = 0
 
 
 @dataclass
@@ -371,6 +376,12 @@ def _run_id() -> str:
     return os.environ[RUN_ID_VARIABLE]
 
 
+def _ensure_dir(path: str) -> str:
+    """The folder, created if absent: sqlite makes its file but not the folders above it."""
+    Path(path).mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def register_configs() -> None:
     for name, schema in SCHEMAS.items():
         ConfigStore.instance().store(group="train_schema", name=name, node=schema)
@@ -378,6 +389,8 @@ def register_configs() -> None:
         OmegaConf.register_new_resolver("run_id", _run_id)
     if not OmegaConf.has_resolver("repo_root"):
         OmegaConf.register_new_resolver("repo_root", lambda: str(REPO_ROOT))
+    if not OmegaConf.has_resolver("ensure_dir"):
+        OmegaConf.register_new_resolver("ensure_dir", _ensure_dir)
 
 
 def compose_train_config(overrides: list[str]):

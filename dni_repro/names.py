@@ -6,7 +6,14 @@ without importing the Hydra schema.
 from enum import Enum
 
 
-class Task(str, Enum):
+class Name(str, Enum):
+    """A name that reads as its value wherever it is formatted (f-strings, config interpolation)."""
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Task(Name):
     feedforward = "feedforward"  # section 3.1: classifiers with DNIs between layers
     copy = "copy"  # section 3.2: Copy and Repeat Copy with a curriculum
     language_model = "language_model"  # section 3.2: character-level language modelling
@@ -16,21 +23,21 @@ class Task(str, Enum):
 RECURRENT_TASKS = (Task.copy, Task.language_model)
 
 
-class ModelName(str, Enum):
+class ModelName(Name):
     fcn = "fcn"
     cnn = "cnn"
     lstm = "lstm"
     two_rnn = "two_rnn"  # Networks A and B of section 3.3 (A.4)
 
 
-class Activation(str, Enum):
+class Activation(Name):
     """Hidden-layer nonlinearity of model=fcn."""
 
     relu = "relu"
     tanh = "tanh"
 
 
-class InterfaceName(str, Enum):
+class InterfaceName(Name):
     bprop = "bprop"
     no_bprop = "no_bprop"
     dni = "dni"
@@ -53,17 +60,17 @@ MULTI_NETWORK_INTERFACES = (InterfaceName.e2e, InterfaceName.dni, InterfaceName.
 
 
 
-class OptimizerName(str, Enum):
+class OptimizerName(Name):
     adam = "adam"
     sgd = "sgd"
 
 
-class LoggerName(str, Enum):
+class LoggerName(Name):
     none = "none"
     wandb = "wandb"
 
 
-class WandbMode(str, Enum):
+class WandbMode(Name):
     auto = "auto"  # online with credentials, otherwise offline
     online = "online"
     offline = "offline"

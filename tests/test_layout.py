@@ -20,6 +20,7 @@ ALLOWED = {
     "config": {"names", "errors"},
     "experiments": {"experiments", "models", "dni", "data", "runs", "names", "errors", "config"},
     "launch": {"config", "errors", "experiments", "runs"},
+    "sweeps": {"config", "errors"},
     "reports": {"reports", "runs"},
     "czarnecki": {"czarnecki", "reports", "experiments", "models", "dni", "data", "runs", "config", "names"},
 }

@@ -69,12 +69,12 @@ def test_a_sweep_carries_on_past_a_diverged_job_and_says_which_job_is_running(tm
 
 
 def test_sweep_size_counts_every_swept_value():
-    sys.path.insert(0, str(REPO_ROOT))
-    from train import sweep_size
+    from dni_repro.sweeps import sweep_size
 
     assert sweep_size(["interface=bprop,dni,cdni", "model.depth=3,4", "seed=1", "-m"]) == 6
     assert sweep_size(["model.depth=range(3,7)"]) == 4
     assert sweep_size(["profile=smoke"]) == 1
+    assert sweep_size(["optimizer.lr=interval(1e-4,1e-3)"]) is None  # an Optuna search: its budget decides
 
 
 def test_progress_is_plain_lines_off_a_terminal_and_nothing_when_turned_off(tmp_path, capsys):

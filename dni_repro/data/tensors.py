@@ -4,8 +4,11 @@ Batches are drawn by indexing, so the training loop never touches PIL or a
 DataLoader worker; for the paper's image sizes the whole set fits easily.
 """
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
+
+from dni_repro.errors import ConfigError
 
 
 @dataclass
@@ -26,13 +29,35 @@ class Dataset:
     train: Split
     test: Split
     num_classes: int
+    # Held out of the training examples for model selection (`hold_out_validation`); None: all train.
+    validation: Optional[Split] = None
 
     @property
     def input_shape(self) -> tuple[int, ...]:
         return tuple(self.train.inputs.shape[1:])
 
     def to(self, device: torch.device) -> "Dataset":
-        return Dataset(self.name, self.train.to(device), self.test.to(device), self.num_classes)
+        validation = self.validation.to(device) if self.validation is not None else None
+        return Dataset(self.name, self.train.to(device), self.test.to(device), self.num_classes, validation)
+
+
+def hold_out_validation(dataset: Dataset, size: int, seed: int) -> Dataset:
+    """Move `size` training examples, drawn by `seed` alone, into a validation split.
+
+    The draw does not depend on the run's seed, so every trial of a search is scored on the same
+    examples and never trains on them."""
+    if size == 0:
+        return dataset
+    if not 0 < size < len(dataset.train):
+        raise ConfigError(
+            f"dataset.val_size={size} must be between 0 and the {len(dataset.train)} training examples of "
+            f"{dataset.name} (0 trains on all of them)"
+        )
+    order = torch.randperm(len(dataset.train), generator=torch.Generator().manual_seed(seed))
+    held, kept = order[:size].sort().values, order[size:].sort().values
+    train = dataset.train
+    return Dataset(dataset.name, Split(train.inputs[kept], train.labels[kept]), dataset.test, dataset.num_classes,
+                   Split(train.inputs[held], train.labels[held]))
 
 
 def uint8_images_to_split(images: torch.Tensor, labels: torch.Tensor) -> Split:

@@ -5,6 +5,7 @@ from pathlib import Path
 import torch
 
 from dni_repro.data import EpochSampler, load_dataset
+from dni_repro.data.tensors import hold_out_validation
 from dni_repro.errors import ConfigError
 from dni_repro.runs.session import RunSession
 from dni_repro.experiments.feedforward_setup import build_network
@@ -16,7 +17,7 @@ from dni_repro.runs.runtime import seed_everything, select_device
 
 
 @torch.no_grad()
-def test_error_percent(net: DecoupledStack, inputs: torch.Tensor, labels: torch.Tensor, batch_size: int) -> float:
+def error_percent(net: DecoupledStack, inputs: torch.Tensor, labels: torch.Tensor, batch_size: int) -> float:
     net.eval()
     wrong = torch.zeros((), dtype=torch.long, device=labels.device)
     for start in range(0, len(labels), batch_size):
@@ -30,7 +31,8 @@ def run(cfg, run_dir: Path, resume: bool = False, job_label: str = "") -> dict:
     trainer = cfg.trainer
     device = select_device(cfg.device)
     seed_everything(cfg.seed)
-    data = load_dataset(cfg.dataset, cfg.paths.data_dir).to(device)
+    data = hold_out_validation(load_dataset(cfg.dataset, cfg.paths.data_dir), cfg.dataset.val_size,
+                               cfg.dataset.val_seed).to(device)
     if trainer.batch_size > len(data.train):
         raise ConfigError(
             f"trainer.batch_size={trainer.batch_size} exceeds the {len(data.train)} training examples of {data.name}"
@@ -72,6 +74,7 @@ def run(cfg, run_dir: Path, resume: bool = False, job_label: str = "") -> dict:
     schedule = StepDecaySchedule(cfg.optimizer, max_steps)
 
     status, test_error = "failed", record.last.get("test/error", float("nan"))
+    val_error = record.last.get("val/error", float("nan"))
     # With complete unlock the classifier may be busy in a step; logs show its latest loss.
     train_loss = record.last.get("train/loss")
     try:
@@ -110,8 +113,12 @@ def run(cfg, run_dir: Path, resume: bool = False, job_label: str = "") -> dict:
                 if measure_quality:
                     metrics.update(sg_quality.collect(net, true_gradients))
                 if evaluate:
-                    test_error = test_error_percent(net, data.test.inputs, data.test.labels, trainer.eval_batch_size)
+                    test_error = error_percent(net, data.test.inputs, data.test.labels, trainer.eval_batch_size)
                     metrics["test/error"] = test_error
+                    if data.validation is not None:
+                        val_error = error_percent(net, data.validation.inputs, data.validation.labels,
+                                                       trainer.eval_batch_size)
+                        metrics["val/error"] = val_error
                 record.log(step, metrics)
                 if not math.isfinite(metrics.get("train/loss", 0.0)):
                     status = "diverged"
@@ -121,5 +128,10 @@ def run(cfg, run_dir: Path, resume: bool = False, job_label: str = "") -> dict:
         else:
             status = "completed"
     finally:
-        outcome = session.finish(status, step, batch_size, {"test_error": test_error})
+        results = {"test_error": test_error}
+        if data.validation is not None:
+            results.update(val_error=val_error, validation={"examples": len(data.validation),
+                                                            "seed": cfg.dataset.val_seed,
+                                                            "train_examples": len(data.train)})
+        outcome = session.finish(status, step, batch_size, results)
     return outcome

@@ -79,3 +79,6 @@ FIG8_FINDINGS = {
     "b_dni": "B with DNI trains faster than e2e and reaches a similar final accuracy",
     "b_no_dni": "B without DNI performs poorly: A gets no feedback on what to send",
 }
+
+# Appendix A.1: SG hidden layers chosen by a search over 0-2 (on test error), per experiment type.
+SG_HIDDEN_LAYERS_CHOSEN = {("MNIST", "fcn", "dni"): 2, ("MNIST", "fcn", "cdni"): 0}

@@ -12,7 +12,7 @@ from typing import Optional, TextIO
 
 # The metrics worth a glance, in the order they are shown, where a task logs them.
 SHOWN = ("train/loss", "train/bpc", "train/bits", "train/a_loss", "train/b_loss",
-         "test/error", "test/a_error", "test/b_error", "valid/bpc", "curriculum/solved_task_length")
+         "val/error", "test/error", "test/a_error", "test/b_error", "valid/bpc", "curriculum/solved_task_length")
 PLAIN_LINES = 10
 
 
