@@ -10,7 +10,7 @@ from hydra.types import RunMode
 from dni_repro.config import register_configs
 from dni_repro.errors import RunDiverged, UserError
 from dni_repro.launch import run_job
-from dni_repro.sweeps import check_sweep, sweep_size
+from dni_repro.sweeps import check_sweep
 
 register_configs()
 # Set here, in the process that parses the command line, so that launcher workers inherit it.
@@ -47,11 +47,10 @@ if __name__ == "__main__":
     arguments = sys.argv[1:]
     if {"-m", "--multirun"} & set(arguments) and SWEEP_SIZE_VARIABLE not in os.environ:
         try:
-            check_sweep(arguments)
+            size = check_sweep(arguments)
         except UserError as error:
             print(f"error: {error}", file=sys.stderr)
             sys.exit(2)
-        size = sweep_size(arguments)
         if size is not None:
             os.environ[SWEEP_SIZE_VARIABLE] = str(size)
     main()

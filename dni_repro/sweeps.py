@@ -43,8 +43,10 @@ def _first_job(override: Override) -> str:
     return f"{override.get_key_element()}={first}"
 
 
-def check_sweep(arguments: list[str]) -> None:
-    """Compose the sweep's first job; raise ConfigError naming a swept or searched key the run lacks."""
+def check_sweep(arguments: list[str]) -> Optional[int]:
+    """Compose the sweep's first job; raise ConfigError naming a swept or searched key the run lacks.
+
+    Returns the number of jobs: the grid's size, or an Optuna search's trial budget."""
     register_configs()
     try:
         first_job = [_first_job(o) for o in _overrides(arguments)]
@@ -68,3 +70,5 @@ def check_sweep(arguments: list[str]) -> None:
                 "a search scores each trial on val/error, which feed-forward runs log when dataset.val_size > 0; "
                 "use hparams_search=sg_search with a feed-forward preset"
             )
+        return cfg.hydra.sweeper.n_trials
+    return sweep_size(arguments)

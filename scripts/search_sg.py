@@ -61,8 +61,9 @@ def search(args, overrides: list[str]) -> None:
     command = [sys.executable, "train.py", "-m", "hparams_search=sg_search", f"experiment=table1_mnist_fcn_{args.interface}",
                f"dataset={args.dataset}", f"model.depth={args.depth}", f"profile={args.profile}",
                f"paths.log_dir={args.log_dir.resolve()}", f"hydra.sweeper.n_trials={remaining}",
-               f"hydra.sweeper.sampler.seed={finished}",
                *(["launcher=local_parallel"] if args.parallel else []), *overrides]
+    if "hydra/sweeper/sampler=grid" not in overrides:  # a grid has no seed: it walks every setting once
+        command.append(f"hydra.sweeper.sampler.seed={finished}")
     # Two trials at a time on a 2-core machine: one thread each.
     result = subprocess.run(command, cwd=REPO_ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"})
     if result.returncode != 0:
