@@ -27,6 +27,8 @@ from dni_repro.names import (
     LoggerName,
     ModelName,
     OptimizerName,
+    SGInput,
+    SGTarget,
     Task,
     WandbMode,
 )
@@ -225,6 +227,12 @@ class RecurrentInterfaceConfig(InterfaceConfig):
     sg_scale: float = "${model.sg_scale}"
     # dni/dni_aux: let the SG regression loss reach the LSTM core (A.3 searched over this).
     sg_loss_into_core: bool = False
+    # What M (and the aux head) read at a boundary: h, the LSTM output (A.3), or hc, output and cell state.
+    sg_input: SGInput = SGInput.h
+    # M's bootstrapped target: the chunk's gradient with the SG as consumed (sg_scale x M), or with M unscaled.
+    sg_target: SGTarget = SGTarget.consumed
+    # Bound on each example's target norm (0: none), against a bootstrap that feeds on itself.
+    sg_target_clip: float = 0.0
 
 
 @dataclass
@@ -244,6 +252,12 @@ class OptimizerConfig:
     # The lr is multiplied by lr_decay_factor at each of these fractions of max_steps.
     lr_decay_at: list[float] = field(default_factory=list)
     lr_decay_factor: float = 0.1
+
+
+@dataclass
+class RecurrentOptimizerConfig(OptimizerConfig):
+    # Learning rate of the SG model and the aux head; null: optimizer.lr.
+    sg_lr: Optional[float] = None
 
 
 @dataclass
@@ -270,6 +284,10 @@ class FeedforwardTrainerConfig(TrainerConfig):
 class CopyTrainerConfig(TrainerConfig):
     # Truncated BPTT unroll length T (one training step = T time steps).
     bptt_length: int = 5
+    # Every this many steps, replay the last grad_alignment_chunks chunks and log the cosine between
+    # the truncated gradient (with and without the SG) and BPTT's through all of them. 0: off.
+    grad_alignment_every: int = 500
+    grad_alignment_chunks: int = 4
 
 
 @dataclass
@@ -319,6 +337,7 @@ class FeedforwardTrainConfig(TrainConfig):
 
 @dataclass
 class CopyTrainConfig(TrainConfig):
+    optimizer: RecurrentOptimizerConfig = field(default_factory=RecurrentOptimizerConfig)
     model: LSTMModelConfig = field(default_factory=LSTMModelConfig)
     dataset: CopyDatasetConfig = field(default_factory=CopyDatasetConfig)
     interface: RecurrentInterfaceConfig = field(default_factory=RecurrentInterfaceConfig)
@@ -327,6 +346,7 @@ class CopyTrainConfig(TrainConfig):
 
 @dataclass
 class LanguageModelTrainConfig(TrainConfig):
+    optimizer: RecurrentOptimizerConfig = field(default_factory=RecurrentOptimizerConfig)
     model: LSTMModelConfig = field(default_factory=LSTMModelConfig)
     dataset: LanguageModelDatasetConfig = field(default_factory=LanguageModelDatasetConfig)
     interface: RecurrentInterfaceConfig = field(default_factory=RecurrentInterfaceConfig)
@@ -357,10 +377,10 @@ SCHEMAS = {
 
 
 def schema_of(cfg: Any) -> type:
-    """The schema a composed (or saved) config belongs to, read from its task and dataset."""
-    task = Task(cfg["task"] if isinstance(cfg, dict) else cfg.task)
-    dataset = cfg["dataset"]["name"] if isinstance(cfg, dict) else cfg.dataset.name
-    if task == Task.language_model and dataset == "text":
+    """The schema a composed (or saved) config belongs to: its dataset's, as the dataset file names it."""
+    dataset = cfg["dataset"] if isinstance(cfg, dict) else cfg.dataset
+    task, name = Task(dataset["task"]), dataset["name"]
+    if task == Task.language_model and name == "text":
         return TextLanguageModelTrainConfig
     return SCHEMAS[task.value]
 
@@ -509,7 +529,14 @@ def _validate_recurrent(cfg: Any) -> None:
         f"interface={interface.name.value} is not a recurrent interface; use interface=bptt, dni or dni_aux",
     )
     _require(interface.sg_scale >= 0, f"interface.sg_scale must be >= 0, got {interface.sg_scale}")
+    _require(interface.sg_target_clip >= 0, f"interface.sg_target_clip must be >= 0 (0: off), got {interface.sg_target_clip}")
+    sg_lr = cfg.optimizer.sg_lr
+    _require(sg_lr is None or sg_lr > 0, f"optimizer.sg_lr must be > 0 or null (null: optimizer.lr), got {sg_lr}")
     _require(trainer.bptt_length >= 1, f"trainer.bptt_length must be >= 1, got {trainer.bptt_length}")
+    _require(trainer.grad_alignment_every >= 0,
+             f"trainer.grad_alignment_every must be >= 0 (0: off), got {trainer.grad_alignment_every}")
+    _require(trainer.grad_alignment_chunks >= 2,
+             f"trainer.grad_alignment_chunks must be >= 2 (the window BPTT spans), got {trainer.grad_alignment_chunks}")
     if cfg.task == Task.copy:
         copy = dataset.copy_task
         for key in ("alphabet", "max_repeats", "start_length", "start_repeats", "window_steps"):

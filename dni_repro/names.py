@@ -75,3 +75,17 @@ class WandbMode(Name):
     online = "online"
     offline = "offline"
     disabled = "disabled"
+
+
+class SGInput(Name):
+    """What the recurrent SG model (and the aux head) read at a truncation boundary."""
+
+    h = "h"  # the LSTM output, as the paper says (A.3)
+    hc = "hc"  # output and cell state, as koz4k/dni-pytorch and neuralml/bp_lambda do
+
+
+class SGTarget(Name):
+    """The bootstrapped regression target of the recurrent SG model."""
+
+    consumed = "consumed"  # the chunk's gradient with the SG as consumed (sg_scale x M): future chunks discounted
+    unscaled = "unscaled"  # the chunk's gradient with M itself at its end: the sum of future gradients (eq. 3)

@@ -10,10 +10,9 @@ from pathlib import Path
 import torch
 
 from dni_repro.data.copy_tasks import CopyTaskStream, CopyVocabulary, Curriculum, Level
-from dni_repro.models.recurrent import StreamState
-from dni_repro.experiments.recurrent_setup import build_recurrent_network
+from dni_repro.models.recurrent import StreamState, divergence
+from dni_repro.experiments.recurrent_setup import AlignmentWindow, build_recurrent_network, build_recurrent_optimizer
 from dni_repro.runs.session import RunSession
-from dni_repro.experiments.optim import build_optimizer
 from dni_repro.runs.runtime import seed_everything, select_device
 
 
@@ -28,7 +27,8 @@ def run(cfg, run_dir: Path, resume: bool = False, job_label: str = "") -> dict:
     stream_seed = cfg.seed if cfg.seed is not None else torch.initial_seed()
     stream = CopyTaskStream(vocab, start, trainer.batch_size, stream_seed, device)
     net = build_recurrent_network(cfg, vocab.input_size, vocab.output_size).to(device)
-    optimizer = build_optimizer(cfg.optimizer, net.parameters())
+    optimizer = build_recurrent_optimizer(cfg, net)
+    alignment = AlignmentWindow(trainer.grad_alignment_chunks)
     state = net.initial_state(trainer.batch_size, device)
 
     session = RunSession(cfg, run_dir, device, resume, job_label)
@@ -39,6 +39,7 @@ def run(cfg, run_dir: Path, resume: bool = False, job_label: str = "") -> dict:
         stream.load_state_dict(saved["stream"])
         curriculum.load_state_dict(saved["curriculum"])
         state = StreamState.from_state_dict(saved["stream_state"], device)
+        alignment.load_state_dict(saved["alignment"], device)
         train_time = saved["train_time_s"]
 
     def checkpoint() -> None:
@@ -47,13 +48,16 @@ def run(cfg, run_dir: Path, resume: bool = False, job_label: str = "") -> dict:
             "optimizer": optimizer.state_dict(),
             "stream": stream.state_dict(),
             "stream_state": state.state_dict(),
+            "alignment": alignment.state_dict(),
             "curriculum": curriculum.state_dict(),
             "train_time_s": train_time,
+            **({"diverged_because": diverged_because} if diverged_because else {}),
         })
 
     max_steps, batch_size, unroll = trainer.max_steps, trainer.batch_size, trainer.bptt_length
     log_every, checkpoint_every = trainer.log_every, trainer.checkpoint_every
-    status = "failed"
+    alignment_every = trainer.grad_alignment_every
+    status, diverged_because = "failed", ""
     try:
         net.train()
         while step < max_steps:
@@ -62,6 +66,7 @@ def run(cfg, run_dir: Path, resume: bool = False, job_label: str = "") -> dict:
                 break
             step_started = time.perf_counter()
             inputs, targets, weights = stream.next_chunk(unroll)
+            alignment.push(inputs, targets, weights, state)
             optimizer.zero_grad(set_to_none=True)
             result, state = net.train_chunk(inputs, targets, weights, state)
             optimizer.step()
@@ -73,7 +78,8 @@ def run(cfg, run_dir: Path, resume: bool = False, job_label: str = "") -> dict:
                 stream.level = curriculum.level
 
             last_step = step == max_steps
-            if step % log_every == 0 or last_step:
+            align = alignment_every > 0 and step % alignment_every == 0
+            if step % log_every == 0 or last_step or align:
                 bits = curriculum.running_bits()
                 metrics = {
                     "samples": step * batch_size * unroll,  # time steps consumed, all streams together
@@ -86,9 +92,13 @@ def run(cfg, run_dir: Path, resume: bool = False, job_label: str = "") -> dict:
                 }
                 if math.isfinite(bits):
                     metrics["curriculum/running_bits"] = bits
+                metrics.update(result.cell_metrics())
                 metrics.update(result.sg_metrics())
+                if align:
+                    metrics.update(alignment.measure(net))
                 record.log(step, metrics)
-                if not math.isfinite(loss_sum):
+                diverged_because = divergence(loss_sum, metrics)
+                if diverged_because:
                     status = "diverged"
                     break
             if step % checkpoint_every == 0 or last_step:
@@ -100,5 +110,6 @@ def run(cfg, run_dir: Path, resume: bool = False, job_label: str = "") -> dict:
             "max_task_length_solved": curriculum.solved_task_length,
             "level": {"N": curriculum.level.length, "R": curriculum.level.repeats},
             "train_time_s": train_time,
+            **({"diverged_because": diverged_because} if diverged_because else {}),
         })
     return outcome

@@ -14,10 +14,9 @@ from pathlib import Path
 import torch
 
 from dni_repro.data.text_corpus import TokenStream, as_streams, load_corpus
-from dni_repro.models.recurrent import RecurrentNetwork, StreamState
-from dni_repro.experiments.recurrent_setup import build_recurrent_network
+from dni_repro.models.recurrent import RecurrentNetwork, StreamState, divergence
+from dni_repro.experiments.recurrent_setup import AlignmentWindow, build_recurrent_network, build_recurrent_optimizer
 from dni_repro.runs.session import RunSession
-from dni_repro.experiments.optim import build_optimizer
 from dni_repro.runs.runtime import seed_everything, select_device
 
 EVAL_CHUNK = 200  # characters per no-grad unroll when evaluating; the state is carried across chunks
@@ -46,7 +45,8 @@ def run(cfg, run_dir: Path, resume: bool = False, job_label: str = "") -> dict:
     stream = TokenStream(corpus.train, trainer.batch_size, device)
     eval_streams = min(trainer.eval_batch_size, len(corpus.valid) // 2, len(corpus.test) // 2)
     net = build_recurrent_network(cfg, corpus.vocab_size, corpus.vocab_size).to(device)
-    optimizer = build_optimizer(cfg.optimizer, net.parameters())
+    optimizer = build_recurrent_optimizer(cfg, net)
+    alignment = AlignmentWindow(trainer.grad_alignment_chunks)
     state = net.initial_state(trainer.batch_size, device)
     # Early-stopping record: the best validation so far, the weights that scored it, and evaluations since.
     best = {"valid_bpc": float("inf"), "step": 0, "model": None, "evaluations_since": 0}
@@ -58,6 +58,7 @@ def run(cfg, run_dir: Path, resume: bool = False, job_label: str = "") -> dict:
         optimizer.load_state_dict(saved["optimizer"])
         stream.load_state_dict(saved["stream"])
         state = StreamState.from_state_dict(saved["stream_state"], device)
+        alignment.load_state_dict(saved["alignment"], device)
         best = saved["best"]
         train_time = saved["train_time_s"]
 
@@ -67,14 +68,17 @@ def run(cfg, run_dir: Path, resume: bool = False, job_label: str = "") -> dict:
             "optimizer": optimizer.state_dict(),
             "stream": stream.state_dict(),
             "stream_state": state.state_dict(),
+            "alignment": alignment.state_dict(),
             "best": best,
             "train_time_s": train_time,
+            **({"diverged_because": diverged_because} if diverged_because else {}),
         })
 
     max_steps, batch_size, unroll = trainer.max_steps, trainer.batch_size, trainer.bptt_length
     log_every, eval_every, checkpoint_every = trainer.log_every, trainer.eval_every, trainer.checkpoint_every
     patience = trainer.early_stopping_patience
-    status, stopped_early = "failed", False
+    alignment_every = trainer.grad_alignment_every
+    status, stopped_early, diverged_because = "failed", False, ""
     try:
         net.train()
         while step < max_steps:
@@ -83,6 +87,7 @@ def run(cfg, run_dir: Path, resume: bool = False, job_label: str = "") -> dict:
                 break
             step_started = time.perf_counter()
             inputs, targets = stream.next_chunk(unroll)
+            alignment.push(inputs, targets, None, state)
             optimizer.zero_grad(set_to_none=True)
             result, state = net.train_chunk(inputs, targets, None, state)
             optimizer.step()
@@ -93,13 +98,17 @@ def run(cfg, run_dir: Path, resume: bool = False, job_label: str = "") -> dict:
 
             last_step = step == max_steps
             evaluate = step % eval_every == 0 or last_step
-            if evaluate or step % log_every == 0:
+            align = alignment_every > 0 and step % alignment_every == 0
+            if evaluate or align or step % log_every == 0:
                 metrics = {
                     "samples": step * batch_size * unroll,  # characters consumed, all streams together
                     "time/train_s": train_time,
                     "train/bpc": result.loss_sum.item() / result.loss_count.item() / math.log(2),
                 }
+                metrics.update(result.cell_metrics())
                 metrics.update(result.sg_metrics())
+                if align:
+                    metrics.update(alignment.measure(net))
                 if evaluate:
                     valid_bpc = bits_per_character(net, corpus.valid, eval_streams, device)
                     metrics["valid/bpc"] = valid_bpc
@@ -110,7 +119,8 @@ def run(cfg, run_dir: Path, resume: bool = False, job_label: str = "") -> dict:
                         best["evaluations_since"] += 1
                     metrics["valid/best_bpc"] = best["valid_bpc"]
                 record.log(step, metrics)
-                if not math.isfinite(metrics["train/bpc"]):
+                diverged_because = divergence(metrics["train/bpc"], metrics)
+                if diverged_because:
                     status = "diverged"
                     break
                 stopped_early = evaluate and patience > 0 and best["evaluations_since"] >= patience
@@ -136,5 +146,6 @@ def run(cfg, run_dir: Path, resume: bool = False, job_label: str = "") -> dict:
             "corpus": {"name": corpus.name, "vocab": corpus.vocab_size,
                        "characters": [len(corpus.train), len(corpus.valid), len(corpus.test)]},
             "train_time_s": train_time,
+            **({"diverged_because": diverged_because} if diverged_because else {}),
         })
     return outcome

@@ -7,9 +7,11 @@ stream in the batch and leaves the gradients in `.grad` for the optimizer:
 * `dni`: the chunk's end receives sg_scale * M(h_T), the synthetic gradient for
   the LSTM output and cell state, and the chunk's backward pass yields the true
   gradient at its start. That gradient is the regression target of M at the
-  previous boundary (the bootstrapped target of Fig. 4); the scaled SG it
-  contains is the one the model really consumed, and M itself predicts the
-  unscaled gradient.
+  previous boundary (the bootstrapped target of Fig. 4). With `sg_target=consumed`
+  the target holds the SG as consumed (sg_scale * M), so each chunk further ahead
+  is discounted by sg_scale once more; with `sg_target=unscaled` it holds M itself
+  (the sum of future gradients of eq. 3), and sg_scale applies only where the
+  LSTM consumes the SG. M reads h, or h and c (`sg_input`).
 * `dni_aux`: `dni` plus the future-SG auxiliary task of Fig. 3(b): an extra head
   reads the LSTM output at the previous boundary and predicts M(h_T), the
   synthetic gradient T steps ahead.
@@ -21,6 +23,7 @@ auxiliary task, and for the SG regression when `loss_into_core` is set.
 Everything else keeps the chunk's own gradient at the chunk: the start state is
 detached, so nothing older than T + 1 steps is held in memory.
 """
+import math
 from dataclasses import dataclass
 from typing import Optional
 
@@ -28,9 +31,24 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dni_repro.names import RECURRENT_INTERFACES, InterfaceName
+from dni_repro.names import RECURRENT_INTERFACES, InterfaceName, SGInput, SGTarget
 from dni_repro.dni.synthetic_gradient import ReLUSyntheticGradient
 from dni_repro.models.lstm import LSTMCore
+
+
+# A bootstrapped SG target whose mean squared norm passes this has blown up: the bootstrap feeds on
+# itself (seen with M reading (h, c) at sg_scale=1: 5e18 within 8k Copy steps). The loops call it divergence.
+SG_TARGET_NORM2_LIMIT = 1e12
+
+
+def divergence(loss_sum: float, metrics: dict) -> str:
+    """Why a chunk's numbers mean the run has diverged, or "" if they do not."""
+    if not math.isfinite(loss_sum):
+        return "the training loss is not finite"
+    target_norm2 = metrics.get("train/sg_target_norm2", 0.0)
+    if not math.isfinite(target_norm2) or target_norm2 > SG_TARGET_NORM2_LIMIT:
+        return f"the SG target's mean squared norm reached {target_norm2:.3g} (limit {SG_TARGET_NORM2_LIMIT:.0e})"
+    return ""
 
 
 @dataclass
@@ -63,10 +81,18 @@ class ChunkResult:
     sg_loss: Optional[torch.Tensor] = None
     aux_loss: Optional[torch.Tensor] = None
     sg_target: Optional[torch.Tensor] = None  # (B, 2U) per-example gradient at the chunk's start
+    sg_prediction: Optional[torch.Tensor] = None  # (B, 2U) what M predicted for that target
+    cell: Optional[torch.Tensor] = None  # (B, U) cell state at the chunk's end
+
+    def cell_metrics(self) -> dict[str, float]:
+        """How large the cell state has grown: a saturated tanh(c) leaves little gradient to carry."""
+        magnitude = self.cell.abs()
+        return {"train/cell_abs_mean": magnitude.mean().item(), "train/cell_abs_max": magnitude.max().item()}
 
     def sg_metrics(self) -> dict[str, float]:
         """The regression losses, and how much of its target's squared norm the SG model explains
-        (1 - loss / mean squared target: 0 is no better than predicting zero, 1 is exact)."""
+        (1 - loss / mean squared target: 0 is no better than predicting zero, 1 is exact), with M's
+        prediction against its target in norm and direction."""
         metrics = {}
         if self.sg_loss is not None:
             target_norm2 = self.sg_target.pow(2).sum(dim=1).mean().item()
@@ -74,6 +100,9 @@ class ChunkResult:
             metrics["train/sg_target_norm2"] = target_norm2
             if target_norm2 > 0:
                 metrics["train/sg_explained"] = 1 - metrics["train/sg_loss"] / target_norm2
+                target_norm = self.sg_target.norm(dim=1).mean()
+                metrics["train/sg_norm_ratio"] = (self.sg_prediction.norm(dim=1).mean() / target_norm).item()
+                metrics["train/sg_cosine"] = F.cosine_similarity(self.sg_prediction, self.sg_target, dim=1).mean().item()
         if self.aux_loss is not None:
             metrics["train/aux_loss"] = self.aux_loss.item()
         return metrics
@@ -94,6 +123,9 @@ class RecurrentNetwork(nn.Module):
         sg_scale: float = 0.1,
         sg_loss_into_core: bool = False,
         sg_loss_weight: float = 1.0,
+        sg_input: SGInput = SGInput.h,
+        sg_target: SGTarget = SGTarget.consumed,
+        sg_target_clip: float = 0.0,
     ):
         super().__init__()
         if interface not in RECURRENT_INTERFACES:
@@ -106,10 +138,22 @@ class RecurrentNetwork(nn.Module):
         self.sg_scale = sg_scale
         self.sg_loss_into_core = sg_loss_into_core
         self.sg_loss_weight = sg_loss_weight  # on the SG regression and the aux loss alike (A.3: both 1)
+        self.sg_input, self.sg_target = SGInput(sg_input), SGTarget(sg_target)
+        # A per-example bound on the target's norm (0: none), against a bootstrap that feeds on itself.
+        self.sg_target_clip = sg_target_clip
+        reads = units if self.sg_input == SGInput.h else 2 * units
         self.synthetic_gradient = (
-            ReLUSyntheticGradient(units, 2 * units, sg_hidden_layers, sg_hidden_width or units) if self.uses_sg else None
+            ReLUSyntheticGradient(reads, 2 * units, sg_hidden_layers, sg_hidden_width or units) if self.uses_sg else None
         )
-        self.future_sg_head = nn.Linear(units, 2 * units) if interface == InterfaceName.dni_aux else None
+        self.future_sg_head = nn.Linear(reads, 2 * units) if interface == InterfaceName.dni_aux else None
+
+    def sg_parameters(self) -> list[nn.Parameter]:
+        """The SG model's and the aux head's parameters (they may get their own learning rate)."""
+        modules = [m for m in (self.synthetic_gradient, self.future_sg_head) if m is not None]
+        return [p for m in modules for p in m.parameters()]
+
+    def sg_reads(self, h: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        return h if self.sg_input == SGInput.h else torch.cat([h, c], dim=1)
 
     def initial_state(self, batch_size: int, device: torch.device) -> StreamState:
         h, c = self.core.initial_state(batch_size, device)
@@ -141,24 +185,33 @@ class RecurrentNetwork(nn.Module):
             loss_sum, loss_count = losses.sum(), torch.tensor(float(losses.numel()), device=losses.device)
         objective = loss_sum
 
+        unscaled_part = None
         if self.uses_sg:
-            sg_input, aux_input = self._boundary_outputs(state)
+            sg_input, aux_input = self._boundary_inputs(state)
             # M at the chunk's end is only consumed, so it needs no graph; M at its start is regressed below.
             with torch.no_grad():
-                predicted_end = self.synthetic_gradient(h)
+                predicted_end = self.synthetic_gradient(self.sg_reads(h, c))
             predicted_start = self.synthetic_gradient(sg_input)
-            consumed = self.sg_scale * predicted_end
-            objective = objective + (consumed[:, : self.units] * h).sum() + (consumed[:, self.units :] * c).sum()
+            injected = (predicted_end[:, : self.units] * h).sum() + (predicted_end[:, self.units :] * c).sum()
+            if self.sg_target == SGTarget.unscaled and self.sg_scale != 1:
+                # M's own contribution at the chunk's start, before the backward pass frees the graph.
+                unscaled_part = torch.cat(torch.autograd.grad(injected, (h0, c0), retain_graph=True), dim=1)
+            objective = objective + self.sg_scale * injected
 
         (objective / batch).backward()
-        result = ChunkResult(loss_sum.detach(), loss_count.detach())
+        result = ChunkResult(loss_sum.detach(), loss_count.detach(), cell=c.detach())
 
         if self.uses_sg:
             # Per-example gradient at the chunk's start: the bootstrapped target of M at that boundary.
             target = torch.cat([h0.grad, c0.grad], dim=1) * batch
+            if unscaled_part is not None:  # from sg_scale x M at the end to M itself
+                target = target + (1 - self.sg_scale) * unscaled_part
+            if self.sg_target_clip > 0:
+                norms = target.norm(dim=1, keepdim=True)
+                target = target * (self.sg_target_clip / norms.clamp(min=self.sg_target_clip))
             sg_loss = (predicted_start - target).pow(2).sum() / batch
             extra_loss = sg_loss
-            result.sg_loss, result.sg_target = sg_loss.detach(), target
+            result.sg_loss, result.sg_target, result.sg_prediction = sg_loss.detach(), target, predicted_start.detach()
             if self.future_sg_head is not None:
                 aux_loss = (self.future_sg_head(aux_input) - predicted_end).pow(2).sum() / batch
                 extra_loss = extra_loss + aux_loss
@@ -170,18 +223,67 @@ class RecurrentNetwork(nn.Module):
         )
         return result, next_state
 
-    def _boundary_outputs(self, state: StreamState) -> tuple[torch.Tensor, torch.Tensor]:
-        """The LSTM output at the previous boundary, as the SG model and the aux head read it.
+    def _boundary_inputs(self, state: StreamState) -> tuple[torch.Tensor, torch.Tensor]:
+        """The state at the previous boundary, as the SG model and the aux head read it (`sg_reads`).
 
         Recomputing the previous chunk's last core lets their losses reach the
         LSTM's weights: always for the aux head, for M only with `loss_into_core`.
         """
-        carried = state.h.detach()
+        carried = self.sg_reads(state.h.detach(), state.c.detach())
         needs_core = self.future_sg_head is not None or self.sg_loss_into_core
         if not needs_core or state.last_symbols is None:
             return carried, carried
-        h, _ = self.core.step(self.core.project_inputs(state.last_symbols), state.h_before, state.c_before)
-        return (h if self.sg_loss_into_core else h.detach()), h
+        h, c = self.core.step(self.core.project_inputs(state.last_symbols), state.h_before, state.c_before)
+        reads = self.sg_reads(h, c)
+        return (reads if self.sg_loss_into_core else reads.detach()), reads
+
+    def _chunk_loss(self, symbols, targets, weights, h, c):
+        """Summed task loss of one chunk from (h, c), with the graph kept, and the state at its end."""
+        projected = self.core.project_inputs(symbols)
+        outputs = []
+        for t in range(symbols.shape[0]):
+            h, c = self.core.step(projected[t], h, c)
+            outputs.append(h)
+        losses = F.cross_entropy(self.readout(torch.stack(outputs)).flatten(0, 1), targets.flatten(), reduction="none")
+        losses = losses.view(targets.shape)
+        return (losses * weights).sum() if weights is not None else losses.sum(), h, c
+
+    def gradient_alignment(self, chunks: list[tuple], state: StreamState) -> dict[str, float]:
+        """How well this scheme's gradient for a window of K chunks, started from `state`, points
+        where BPTT through the whole window points: the cosine with the whole-window gradient of
+        the truncated gradient (each chunk alone) and, with an SG model, of the gradient with the
+        consumed SG at each boundary inside the window. Only the LSTM's and readout's parameters
+        count, and nothing is left in `.grad`."""
+        parameters = [*self.core.parameters(), *self.readout.parameters()]
+        batch = chunks[0][0].shape[1]
+
+        def flat(gradients) -> torch.Tensor:
+            return torch.cat([g.reshape(-1) for g in gradients])
+
+        h, c = state.h.detach(), state.c.detach()
+        starts, total = [], 0.0
+        for symbols, targets, weights in chunks:
+            starts.append((h.detach(), c.detach()))
+            loss, h, c = self._chunk_loss(symbols, targets, weights, h, c)
+            total = total + loss
+        whole = flat(torch.autograd.grad(total / batch, parameters))
+        truncated = torch.zeros_like(whole)
+        synthetic = torch.zeros_like(whole)
+        for index, (symbols, targets, weights) in enumerate(chunks):
+            loss, h, c = self._chunk_loss(symbols, targets, weights, *starts[index])
+            inside = self.uses_sg and index < len(chunks) - 1  # the window's own end gets no gradient
+            own = flat(torch.autograd.grad(loss / batch, parameters, retain_graph=inside))
+            truncated += own
+            if inside:
+                with torch.no_grad():
+                    predicted = self.synthetic_gradient(self.sg_reads(h, c))
+                injected = (predicted[:, : self.units] * h).sum() + (predicted[:, self.units :] * c).sum()
+                own = own + flat(torch.autograd.grad(self.sg_scale * injected / batch, parameters, materialize_grads=True))
+            synthetic += own
+        metrics = {"grad/cosine_truncated": F.cosine_similarity(truncated, whole, dim=0).item()}
+        if self.uses_sg:
+            metrics["grad/cosine_with_sg"] = F.cosine_similarity(synthetic, whole, dim=0).item()
+        return metrics
 
     @torch.no_grad()
     def loss_sum(self, symbols: torch.Tensor, targets: torch.Tensor, state: StreamState) -> tuple[torch.Tensor, StreamState]:

@@ -108,5 +108,6 @@ class RunSession:
         if status == "diverged":
             kept = (f"the last good checkpoint (step {self.checkpoint_step}) is kept in {self.run_dir}"
                     if self.checkpoint_step is not None else f"no checkpoint was written yet; resume={self.run_dir} starts it again")
-            raise RunDiverged(f"diverged at step {step}: the training loss is not finite; {kept}")
+            because = results.get("diverged_because", "the training loss is not finite")
+            raise RunDiverged(f"diverged at step {step}: {because}; {kept}")
         return outcome
