@@ -14,7 +14,7 @@ DEMO_DIR := logs/demo/multiruns/$(shell date +%Y-%m-%d_%H-%M-%S)_$(shell od -An 
 	ff-studies fig5 fig9 fig12 stale-baseline deep-cdni clean-logs \
 	table2 table2-copy table2-repeat-copy table2-lm table2-report fig7 bench-rnn fig8 fig8-report \
 	czarnecki czarnecki-interfaces czarnecki-interfaces-report czarnecki-mnist czarnecki-mnist-report \
-	czarnecki-convergence czarnecki-loss-approximation search-sg search-sg-report
+	czarnecki-convergence czarnecki-loss-approximation search-sg search-sg-report copy-sg-search
 
 help:
 	@echo "make demo     set up, train Bprop/DNI/cDNI on the embedded MNIST digits, print a table, plot curves"
@@ -50,7 +50,7 @@ demo: install
 	$(PY) scripts/compare_runs.py $(DEMO_DIR) --png $(DEMO_DIR)/curves.png
 
 test: install
-	WANDB_MODE=disabled $(PY) -m pytest -q tests
+	WANDB_MODE=disabled $(PY) -m pytest -q -n 2 --dist worksteal --durations=10 tests
 
 bench: install
 	$(PY) scripts/bench_ff.py
@@ -217,3 +217,11 @@ search-sg: install
 
 search-sg-report: install
 	$(PY) scripts/search_sg.py report --interfaces $(SEARCH_INTERFACES) --dataset mnist_5k
+
+# Issue #15's first look at the recurrent SG options: Copy at T=3, 6k steps, 2 seeds, two runs at a time.
+COPY_SEARCH := experiment=table2_copy trainer.bptt_length=3 trainer.max_steps=6000 seed=0,1 experiment_name=copy_sg_search launcher=local_parallel logger=none
+
+copy-sg-search: install
+	OMP_NUM_THREADS=1 $(PY) train.py -m $(COPY_SEARCH) interface=dni interface.sg_input=h,hc interface.sg_target=consumed,unscaled $(ARGS)
+	OMP_NUM_THREADS=1 $(PY) train.py -m $(COPY_SEARCH) interface=bptt model.peepholes=true,false $(ARGS)
+	$(PY) scripts/make_copy_sg_search.py
