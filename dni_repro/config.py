@@ -403,8 +403,11 @@ def _ensure_dir(path: str) -> str:
 
 
 def register_configs() -> None:
+    """Idempotent: storing a schema converts its dataclasses again (a tenth of a second), and tests compose often."""
+    store = ConfigStore.instance()
     for name, schema in SCHEMAS.items():
-        ConfigStore.instance().store(group="train_schema", name=name, node=schema)
+        if f"{name}.yaml" not in store.repo.get("train_schema", {}):
+            store.store(group="train_schema", name=name, node=schema)
     if not OmegaConf.has_resolver("run_id"):
         OmegaConf.register_new_resolver("run_id", _run_id)
     if not OmegaConf.has_resolver("repo_root"):

@@ -45,8 +45,12 @@ def test_all_true_mask_is_plain_dni():
     assert all(LayerUpdateSampler(4, 1.0, seed=3).draw() == [True] * 4 for _ in range(20))
 
 
+# Narrow layers and SG models for the runs that only compare one run with another: a fraction of the time.
+NARROW = ("model.width=16", "model.sg_width=16")
+
+
 def test_p_update_one_trains_exactly_like_plain_dni(tmp_path):
-    common = ["interface=dni", "model.depth=4", "trainer.max_steps=6", "seed=5"]
+    common = ["interface=dni", "model.depth=4", "trainer.max_steps=6", "seed=5", *NARROW]
     run_in_process(common, tmp_path / "plain")
     run_in_process([*common, "interface.p_update=1.0"], tmp_path / "sparse")
     assert metric_lines(tmp_path / "sparse") == metric_lines(tmp_path / "plain")
@@ -102,7 +106,7 @@ def test_update_masks_follow_p_update_and_resume_from_their_state():
 def test_sparse_run_resumes_exactly_after_a_crash(tmp_path, monkeypatch):
     from tests.test_reproducibility import crash_after_logging, metrics_lines
 
-    sparse_run = ("interface=dni", "interface.p_update=0.5", "trainer.max_steps=9", "trainer.checkpoint_every=3")
+    sparse_run = ("interface=dni", "interface.p_update=0.5", "trainer.max_steps=9", "trainer.checkpoint_every=3", *NARROW)
     run_in_process(list(sparse_run), tmp_path / "whole")
     crash_after_logging(monkeypatch, tmp_path / "killed", run=sparse_run)
     run_in_process([], tmp_path / "killed", resume=True)
@@ -257,7 +261,7 @@ def test_true_boundary_gradients_match_backprop_and_leave_batchnorm_alone():
 
 @pytest.mark.parametrize("interface", ["dni", "stale"])
 def test_measuring_sg_quality_does_not_change_training(interface, tmp_path):
-    common = [f"interface={interface}", "model.depth=4", "trainer.max_steps=6", "trainer.log_every=1", "seed=2"]
+    common = [f"interface={interface}", "model.depth=4", "trainer.max_steps=6", "trainer.log_every=1", "seed=2", *NARROW]
     run_in_process(common, tmp_path / "plain")
     run_in_process([*common, "trainer.sg_quality_every=2"], tmp_path / "measured")
     measured = metric_lines(tmp_path / "measured")

@@ -1,17 +1,15 @@
 """RDMs, weight norms and the deep-MNIST / error-approximation reports (Czarnecki et al. 2017)."""
 import json
 import subprocess
-import sys
 
 import pytest
 import torch
 from torch import nn
 
-from dni_repro.config import REPO_ROOT
 from dni_repro.models.feedforward import DecoupledStack
 from dni_repro.dni import BackpropInterface
 from dni_repro.czarnecki.representations import class_sorted_probe, dissimilarity_matrix, layer_outputs, weight_norms
-from tests.conftest import CLI_ENV, run_in_process
+from tests.conftest import run_in_process, run_script
 
 
 def test_rdm_of_identical_representations_is_all_zeros():
@@ -66,8 +64,7 @@ def test_layer_outputs_leave_batchnorm_statistics_and_mode_alone():
 
 
 def script(name: str, args: list[str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, f"scripts/{name}", *args], cwd=REPO_ROOT, env=CLI_ENV,
-                          capture_output=True, text=True)
+    return run_script(name, args)  # in-process: the report scripts import torch, seconds in a fresh interpreter
 
 
 def test_deep_mnist_report_pairs_bprop_with_the_mid_stack_sg(tmp_path):

@@ -14,6 +14,8 @@ from dni_repro.runs.record import RunRecord
 from tests.conftest import CLI_ENV, run_in_process, train_cli
 
 RUN = ["interface=cdni", "model.depth=3", "trainer.max_steps=9", "trainer.checkpoint_every=3"]
+# Narrow layers and SG models, where a test compares runs with each other: a fraction of the default widths' time.
+NARROW = ["model.width=16", "model.sg_width=16"]
 
 
 def metrics_lines(run_dir):
@@ -45,12 +47,12 @@ def crash_after_logging(monkeypatch, run_dir, step: int = 7, torn_line: str = ""
 
 @pytest.mark.parametrize("interface", ["bprop", "dni", "cdni"])
 def test_same_seed_gives_identical_metrics(interface, tmp_path):
-    overrides = [f"interface={interface}", "trainer.max_steps=6", "seed=7"]
+    overrides = [f"interface={interface}", "trainer.max_steps=6", "seed=7", *NARROW]
     first = run_in_process(overrides, tmp_path / "a")
     second = run_in_process(overrides, tmp_path / "b")
     assert comparable(first) == comparable(second)
     assert metrics_lines(tmp_path / "a") == metrics_lines(tmp_path / "b")
-    run_in_process([f"interface={interface}", "trainer.max_steps=6", "seed=8"], tmp_path / "c")
+    run_in_process([f"interface={interface}", "trainer.max_steps=6", "seed=8", *NARROW], tmp_path / "c")
     assert metrics_lines(tmp_path / "c") != metrics_lines(tmp_path / "a")
 
 
@@ -78,22 +80,30 @@ def test_checkpoint_holds_everything_needed_to_continue(tmp_path):
     assert state["optimizer"]["state"]  # Adam moments
 
 
+# Many tiny steps for the kill tests: each costs milliseconds, so a run takes about two seconds, yet
+# when the test sees its trigger (a checkpoint, 20 metric lines) some 200 steps remain: the signal,
+# sent within milliseconds by the fast polling, lands long before the run could end.
+# Evaluations every 10 steps keep test/error in the metrics that the resumed run must reproduce.
+TINY_STEPS = ["interface=dni", "model.depth=3", *NARROW, "trainer.eval_every=10"]
+
+
 def test_sigkill_then_resume_from_the_command_line(tmp_path):
     """A real kill -9 mid-run; resuming finishes with the uninterrupted run's metrics."""
     env = CLI_ENV
-    common = ["profile=smoke", "logger=none", "interface=dni", "trainer.max_steps=200", "trainer.checkpoint_every=20"]
+    run = [*TINY_STEPS, "trainer.max_steps=200", "trainer.checkpoint_every=20"]
 
     def train(run_dir, extra=()):
-        return [sys.executable, "train.py", *common, f"hydra.run.dir={run_dir}", *extra]
+        return [sys.executable, "train.py", "profile=smoke", "logger=none", *run, f"hydra.run.dir={run_dir}", *extra]
 
-    whole = subprocess.run(train(tmp_path / "whole"), cwd=REPO_ROOT, env=env, capture_output=True, timeout=300)
-    assert whole.returncode == 0, whole.stderr
+    # The uninterrupted reference run need not go through the command line: the same config in-process.
+    whole = run_in_process(run, tmp_path / "whole")
+    assert whole["status"] == "completed"
 
     killed_dir = tmp_path / "killed"
     process = subprocess.Popen(train(killed_dir), cwd=REPO_ROOT, env=env, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while time.time() < deadline and not (killed_dir / "checkpoint.pt").exists():
-        time.sleep(0.01)
+        time.sleep(0.002)
     process.send_signal(signal.SIGKILL)
     process.wait()
     if (killed_dir / "summary.json").exists():
@@ -130,7 +140,9 @@ def test_sigterm_checkpoints_and_resume_finishes_the_run(tmp_path):
     """A SLURM time limit or preemption sends SIGTERM: nothing since the last checkpoint is lost."""
     env = CLI_ENV
     # checkpoint_every is larger than the run: only the SIGTERM handler can write a checkpoint early.
-    common = ["profile=smoke", "logger=none", "interface=dni", "trainer.max_steps=600", "trainer.checkpoint_every=5000"]
+    max_steps = 250
+    common = ["profile=smoke", "logger=none", *TINY_STEPS, f"trainer.max_steps={max_steps}",
+              "trainer.checkpoint_every=5000"]
     stopped_dir = tmp_path / "stopped"
     process = subprocess.Popen(
         [sys.executable, "train.py", *common, f"hydra.run.dir={stopped_dir}"],
@@ -138,7 +150,7 @@ def test_sigterm_checkpoints_and_resume_finishes_the_run(tmp_path):
     )
     deadline = time.time() + 120
     while time.time() < deadline and len(metrics_lines_if_any(stopped_dir)) < 20:
-        time.sleep(0.01)
+        time.sleep(0.002)
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=120)
     summary = json.loads((stopped_dir / "summary.json").read_text())
@@ -152,7 +164,7 @@ def test_sigterm_checkpoints_and_resume_finishes_the_run(tmp_path):
     resumed = train_cli([f"resume={stopped_dir}", f"hydra.run.dir={tmp_path / 'resume_call'}"])
     assert resumed.returncode == 0, resumed.stderr
     final = json.loads((stopped_dir / "summary.json").read_text())
-    assert final["status"] == "completed" and final["steps"] == 600
+    assert final["status"] == "completed" and final["steps"] == max_steps
 
 
 def metrics_lines_if_any(run_dir):

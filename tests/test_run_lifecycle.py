@@ -38,7 +38,8 @@ def test_resume_of_a_folder_with_neither_config_nor_checkpoint_is_refused(tmp_pa
     assert "no config.yaml or checkpoint.pt" in result.stderr
 
 
-DIVERGING = ["profile=smoke", "logger=none", "optimizer.lr=1e9", "trainer.max_steps=40", "trainer.checkpoint_every=2"]
+DIVERGING = ["profile=smoke", "logger=none", "model.width=16", "model.sg_width=16", "optimizer.lr=1e9",
+             "trainer.max_steps=40", "trainer.checkpoint_every=2"]
 
 
 def test_diverged_run_exits_non_zero_in_one_line_and_keeps_a_loadable_checkpoint(tmp_path):
@@ -60,7 +61,7 @@ def test_diverged_run_exits_non_zero_in_one_line_and_keeps_a_loadable_checkpoint
 
 def test_a_sweep_carries_on_past_a_diverged_job_and_says_which_job_is_running(tmp_path):
     sweep = tmp_path / "sweep"
-    result = train_cli(["-m", *DIVERGING[:2], "optimizer.lr=1e9,1e-3", "trainer.max_steps=12",
+    result = train_cli(["-m", *DIVERGING[:4], "optimizer.lr=1e9,1e-3", "trainer.max_steps=12",
                         "trainer.checkpoint_every=2", f"hydra.sweep.dir={sweep}"])
     assert result.returncode != 0
     statuses = [json.loads((sweep / job / "summary.json").read_text())["status"] for job in ("0", "1")]
@@ -78,21 +79,22 @@ def test_sweep_size_counts_every_swept_value():
 
 
 def test_progress_is_plain_lines_off_a_terminal_and_nothing_when_turned_off(tmp_path, capsys):
-    run_in_process(["trainer.max_steps=20", "trainer.log_every=1"], tmp_path / "plain")
+    small = ["model.width=16", "model.sg_width=16", "trainer.eval_every=10"]
+    run_in_process(["trainer.max_steps=20", "trainer.log_every=1", *small], tmp_path / "plain")
     lines = [line for line in capsys.readouterr().err.splitlines() if PLAIN_LINE.search(line)]
     steps = [int(PLAIN_LINE.search(line).group(1)) for line in lines]
     assert steps == [2, 4, 6, 8, 10, 12, 14, 16, 18, 20]  # one line every tenth of the run
     assert all("train/loss=" in line for line in lines) and "test/error=" in lines[-1]
     assert "\r" not in "".join(lines)
 
-    run_in_process(["trainer.max_steps=20", "trainer.log_every=1", "trainer.progress=false"], tmp_path / "quiet")
+    run_in_process(["trainer.max_steps=20", "trainer.log_every=1", "trainer.progress=false", *small], tmp_path / "quiet")
     assert not PLAIN_LINE.search(capsys.readouterr().err)
 
 
 def test_progress_is_a_bar_at_a_pseudo_terminal(tmp_path):
     controller, terminal = pty.openpty()
     process = subprocess.Popen(
-        [sys.executable, "train.py", "profile=smoke", "logger=none", "trainer.max_steps=6",
+        [sys.executable, "train.py", "profile=smoke", "logger=none", "trainer.max_steps=6", "model.width=16",
          f"hydra.run.dir={tmp_path / 'run'}"],
         cwd=REPO_ROOT, env=CLI_ENV, stdin=terminal, stdout=terminal, stderr=terminal,
     )

@@ -70,10 +70,12 @@ def test_search_preset_composes_with_its_sweeper_and_validation_split():
     validate(compose_config(["hparams_search=sg_search", "experiment=table1_mnist_fcn_cdni", "dataset=mnist_5k"]))
 
 
-def search(tmp_path, trials: int, *extra: str, parallel: bool = False) -> subprocess.CompletedProcess:
+def search(tmp_path, trials: int, *extra: str) -> subprocess.CompletedProcess:
+    """scripts/search_sg.py one trial at a time (the joblib launcher has its own test in test_sweeps_and_reports)."""
     command = [sys.executable, "scripts/search_sg.py", "search", "--interface", "cdni", "--trials", str(trials),
-               "--profile", "smoke", "--log-dir", str(tmp_path), "--parallel" if parallel else "--no-parallel",
-               "logger=none", "trainer.progress=false", "dataset.val_size=200", "trainer.max_steps=2", *extra]
+               "--profile", "smoke", "--log-dir", str(tmp_path), "--no-parallel",
+               "logger=none", "trainer.progress=false", "dataset.val_size=200", "trainer.max_steps=2", "model.width=16",
+               *extra]
     return subprocess.run(command, cwd=REPO_ROOT, env=CLI_ENV, capture_output=True, text=True, timeout=300)
 
 
@@ -84,7 +86,7 @@ def study_trials(tmp_path) -> list:
 
 
 def test_two_trial_search_completes_in_sqlite_a_second_call_continues_the_study_and_the_report_reads_it(tmp_path):
-    first = search(tmp_path, 2, parallel=True)
+    first = search(tmp_path, 2)
     assert first.returncode == 0, first.stderr[-2000:]
     trials = study_trials(tmp_path)
     assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE"]
@@ -116,8 +118,9 @@ def test_two_trial_search_completes_in_sqlite_a_second_call_continues_the_study_
 
 
 def test_a_diverging_trial_is_recorded_as_failed_and_the_search_goes_on(tmp_path):
-    result = search(tmp_path, 2, "hydra/sweeper/sampler=grid", "optimizer.lr=choice(1e9,1e-3)",
-                    "interface.sg.hidden_layers=0", "interface.sg.hidden_width=256", "trainer.max_steps=40")
+    # The random sampler, seeded by the script with the trials already run (0), draws 1e-3 and then 1e9.
+    result = search(tmp_path, 2, "hydra/sweeper/sampler=random", "optimizer.lr=choice(1e9,1e-3)",
+                    "interface.sg.hidden_layers=0", "interface.sg.hidden_width=16", "trainer.max_steps=12")
     assert result.returncode == 0, result.stderr[-2000:]
     trials = {t.params["optimizer.lr"]: t for t in study_trials(tmp_path)}
     assert set(trials) == {1e9, 1e-3}

@@ -11,10 +11,13 @@ from dni_repro.reports.figures import load_runs
 from dni_repro.reports.table1 import table1_markdown
 from tests.conftest import CLI_ENV, compose_config, run_in_process, train_cli
 
+# Narrow layers and SG models for the sweeps, whose tests look at folders, not at numbers.
+NARROW = ["model.width=16", "model.sg_width=16"]
+
 
 def test_basic_launcher_sweep_gives_every_job_its_own_folder(tmp_path):
     result = train_cli(
-        ["-m", "profile=smoke", "logger=none", "trainer.max_steps=2",
+        ["-m", "profile=smoke", "logger=none", "trainer.max_steps=2", *NARROW,
          "interface=bprop,no_bprop,dni,cdni", "model.depth=2,3", f"paths.log_dir={tmp_path}"]
     )
     assert result.returncode == 0, result.stderr
@@ -26,7 +29,7 @@ def test_basic_launcher_sweep_gives_every_job_its_own_folder(tmp_path):
 
 def test_runs_started_together_never_share_a_folder(tmp_path):
     env = CLI_ENV
-    command = [sys.executable, "train.py", "profile=smoke", "logger=none", "trainer.max_steps=1",
+    command = [sys.executable, "train.py", "profile=smoke", "logger=none", "trainer.max_steps=1", *NARROW,
                f"paths.log_dir={tmp_path}"]
     processes = [subprocess.Popen(command, cwd=REPO_ROOT, env=env, stderr=subprocess.DEVNULL) for _ in range(3)]
     assert [process.wait(timeout=300) for process in processes] == [0, 0, 0]
@@ -43,7 +46,7 @@ def test_local_parallel_launcher_runs_a_sweep(tmp_path):
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
     result = train_cli(
         ["-m", "launcher=local_parallel", "profile=smoke", "logger=none",
-         "trainer.max_steps=2", "seed=0,1", f"paths.log_dir={tmp_path}"]
+         "trainer.max_steps=2", *NARROW, "seed=0,1", f"paths.log_dir={tmp_path}"]
     )
     assert result.returncode == 0, result.stderr
     summaries = [json.loads(path.read_text()) for path in tmp_path.rglob("summary.json")]

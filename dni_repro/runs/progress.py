@@ -5,7 +5,7 @@ Anywhere else (a log file, CI, SLURM): one plain line at every tenth of the run,
 bar redrawn into a file is unreadable. The bar moves at logged steps, so it costs the loop
 nothing between them.
 """
-import shutil
+import os
 import sys
 import time
 from typing import Optional, TextIO
@@ -14,6 +14,13 @@ from typing import Optional, TextIO
 SHOWN = ("train/loss", "train/bpc", "train/bits", "train/a_loss", "train/b_loss",
          "val/error", "test/error", "test/a_error", "test/b_error", "valid/bpc", "curriculum/solved_task_length")
 PLAIN_LINES = 10
+
+
+def _columns(stream: TextIO) -> int:
+    try:
+        return os.get_terminal_size(stream.fileno()).columns
+    except (AttributeError, OSError, ValueError):
+        return 0
 
 
 def _format(metrics: dict) -> str:
@@ -30,8 +37,9 @@ class Progress:
         if self.stream.isatty():
             from tqdm import tqdm
 
-            # A terminal that reports no size (a bare pseudo-terminal) would hide the bar: tqdm draws none in 0 rows.
-            sized = shutil.get_terminal_size((0, 0)).columns > 0
+            # A terminal that reports no size (a bare pseudo-terminal) would hide the bar: tqdm draws none
+            # in 0 rows. Asked of the stream itself, since COLUMNS in the environment may say otherwise.
+            sized = _columns(self.stream) > 0
             self.bar = tqdm(total=total_steps, initial=first_step, desc=label, unit="step", file=self.stream,
                             dynamic_ncols=sized, **({} if sized else {"ncols": 120, "nrows": 24}))
         self.plain_every = max(1, total_steps // PLAIN_LINES)
