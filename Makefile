@@ -218,8 +218,8 @@ search-sg: install
 search-sg-report: install
 	$(PY) scripts/search_sg.py report --interfaces $(SEARCH_INTERFACES) --dataset mnist_5k
 
-# Issue #15's first look at the recurrent SG options: Copy at T=3, 6k steps, 2 seeds, two runs at a time.
-COPY_SEARCH := experiment=table2_copy trainer.bptt_length=3 trainer.max_steps=6000 seed=0,1 experiment_name=copy_sg_search launcher=local_parallel logger=none
+# Issue #15's first look at the recurrent SG options: Copy at T=3, 5k steps, 2 seeds, two runs at a time.
+COPY_SEARCH := experiment=table2_copy trainer.bptt_length=3 trainer.max_steps=5000 seed=0,1 experiment_name=copy_sg_search launcher=local_parallel logger=none
 
 copy-sg-search: install
 	OMP_NUM_THREADS=1 $(PY) train.py -m $(COPY_SEARCH) interface=dni interface.sg_input=h,hc interface.sg_target=consumed,unscaled $(ARGS)
