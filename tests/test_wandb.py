@@ -58,7 +58,7 @@ def test_unreachable_server_falls_back_to_offline(tmp_path):
     env = wandb_env(WANDB_API_KEY="a" * 40, WANDB_BASE_URL="http://127.0.0.1:9")
     result = subprocess.run(
         [sys.executable, "train.py", "profile=smoke", "logger=wandb", *NARROW, "logger.mode=online",
-         "logger.init_timeout_s=5", f"paths.log_dir={tmp_path}"],
+         "logger.init_timeout_s=2", f"paths.log_dir={tmp_path}"],
         cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
     )
     assert result.returncode == 0, result.stderr
