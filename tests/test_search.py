@@ -71,12 +71,12 @@ def test_search_preset_composes_with_its_sweeper_and_validation_split():
 
 
 def search(tmp_path, trials: int, *extra: str) -> subprocess.CompletedProcess:
-    """scripts/search_sg.py one trial at a time (the joblib launcher has its own test in test_sweeps_and_reports)."""
-    command = [sys.executable, "scripts/search_sg.py", "search", "--interface", "cdni", "--trials", str(trials),
-               "--profile", "smoke", "--log-dir", str(tmp_path), "--no-parallel",
-               "logger=none", "trainer.progress=false", "dataset.val_size=200", "trainer.max_steps=2", "model.width=16",
-               *extra]
-    return subprocess.run(command, cwd=REPO_ROOT, env=CLI_ENV, capture_output=True, text=True, timeout=300)
+    """scripts/search_sg.py one trial at a time (the joblib launcher has its own test in test_sweeps_and_reports).
+    The script runs in this process; the train.py it starts is a process of its own."""
+    return run_script("search_sg.py", [
+        "search", "--interface", "cdni", "--trials", str(trials), "--profile", "smoke", "--log-dir", str(tmp_path),
+        "--no-parallel", "logger=none", "trainer.progress=false", "dataset.val_size=200", "trainer.max_steps=2",
+        "model.width=16", *extra])
 
 
 def study_trials(tmp_path) -> list:
