@@ -416,13 +416,14 @@ def register_configs() -> None:
         OmegaConf.register_new_resolver("ensure_dir", _ensure_dir)
 
 
-def compose_train_config(overrides: list[str]):
-    """Compose conf/train.yaml as train.py does, without the Hydra runtime (tests, benchmarks)."""
+def compose_train_config(overrides: list[str], return_hydra_config: bool = False):
+    """Compose conf/train.yaml as train.py does, without the Hydra runtime (tests, benchmarks, sweep checks);
+    with `return_hydra_config`, the `hydra` node (sweeper, launcher) is kept."""
     from hydra import compose, initialize_config_dir
 
     register_configs()
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        return compose("train", overrides=overrides)
+        return compose("train", overrides=overrides, return_hydra_config=return_hydra_config)
 
 
 def _require(condition: bool, message: str) -> None:

@@ -6,14 +6,13 @@ and an Optuna search would record every trial as failed.
 """
 from typing import Optional
 
-from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import IntervalSweep, Override
 from hydra.errors import HydraException
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from dni_repro.config import CONFIG_DIR, register_configs
+from dni_repro.config import compose_train_config
 from dni_repro.errors import ConfigError
 
 _ABSENT = object()
@@ -47,11 +46,8 @@ def check_sweep(arguments: list[str]) -> Optional[int]:
     """Compose the sweep's first job; raise ConfigError naming a swept or searched key the run lacks.
 
     Returns the number of jobs: the grid's size, or an Optuna search's trial budget."""
-    register_configs()
     try:
-        first_job = [_first_job(o) for o in _overrides(arguments)]
-        with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-            cfg = compose("train", overrides=first_job, return_hydra_config=True)
+        cfg = compose_train_config([_first_job(o) for o in _overrides(arguments)], return_hydra_config=True)
     except (HydraException, OmegaConfBaseException) as error:
         cause = f": {str(error.__cause__).splitlines()[0]}" if error.__cause__ else ""
         message = str(error).splitlines()[0].rstrip(".")

@@ -59,5 +59,5 @@ class AlignmentWindow:
     def load_state_dict(self, saved: list, device: torch.device) -> None:
         self.chunks.clear()
         for symbols, targets, weights, state in saved:
-            to = (lambda x: x.to(device) if x is not None else None)
-            self.chunks.append((to(symbols), to(targets), to(weights), StreamState.from_state_dict(state, device)))
+            weights = weights.to(device) if weights is not None else None
+            self.chunks.append((symbols.to(device), targets.to(device), weights, StreamState.from_state_dict(state, device)))

@@ -24,14 +24,20 @@ from dni_repro.runs.runtime import TerminationRequest, device_description, resto
 from dni_repro.runs.wandb_sink import WandbSink
 
 
-def _all_finite(state) -> bool:
+def _floating_tensors(state) -> list[torch.Tensor]:
     if isinstance(state, torch.Tensor):
-        return not state.is_floating_point() or bool(torch.isfinite(state).all())
+        return [state] if state.is_floating_point() else []
     if isinstance(state, dict):
-        return all(_all_finite(value) for value in state.values())
+        state = list(state.values())
     if isinstance(state, (list, tuple)):
-        return all(_all_finite(value) for value in state)
-    return True
+        return [tensor for value in state for tensor in _floating_tensors(value)]
+    return []
+
+
+def _all_finite(state) -> bool:
+    """One device sync for the whole state, not one per tensor."""
+    checks = [torch.isfinite(tensor).all() for tensor in _floating_tensors(state)]
+    return bool(torch.stack(checks).all()) if checks else True
 
 
 class RunSession:
