@@ -8,7 +8,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 
 from dni_repro.config import register_configs
-from dni_repro.errors import RunDiverged, UserError
+from dni_repro.errors import RunDiverged, UserError, WorkerFailed
 from dni_repro.launch import run_job
 from dni_repro.sweeps import check_sweep
 
@@ -36,6 +36,10 @@ def main(cfg):
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
+    except WorkerFailed as failure:
+        if failure.message:  # else the worker has printed its own line
+            print(f"error: {failure.message}", file=sys.stderr, flush=True)
+        sys.exit(failure.exit_status)
     except RunDiverged as error:
         print(f"{error}", file=sys.stderr, flush=True)
         if HydraConfig.get().mode == RunMode.MULTIRUN:

@@ -314,6 +314,23 @@ class PathsConfig:
 
 
 @dataclass
+class ExecutionConfig:
+    """execution=distributed: the stack's layer groups run as concurrent workers (torch.distributed)."""
+
+    # Workers (ranks), one layer group each, cut at decoupled boundaries.
+    workers: int = 2
+    # Layers per worker, bottom first (they must sum to model.depth); null: balanced by parameter count.
+    split: Optional[list[int]] = None
+    # How many steps a DNI's regression target may lag behind its prediction; 0 is lock-step.
+    max_staleness: int = 0
+    # Micro-batches per step for pipelined Bprop (GPipe); 1 runs the stages one after another.
+    micro_batches: int = 4
+    # A worker blocked this long on a peer (or a collective) gives up, and the job ends.
+    timeout_s: float = 60.0
+    threads_per_worker: int = 1
+
+
+@dataclass
 class TrainConfig:
     """What every task's config holds."""
 
@@ -325,6 +342,8 @@ class TrainConfig:
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
+    # null: one process (execution=local); execution=distributed fills it.
+    execution: Optional[ExecutionConfig] = None
 
 
 @dataclass
@@ -487,6 +506,8 @@ def validate(cfg: Any) -> None:
     _require(sg.hidden_layers >= 0, f"interface.sg.hidden_layers must be >= 0, got {sg.hidden_layers}")
     _require(sg.hidden_width >= 1, f"interface.sg.hidden_width must be >= 1, got {sg.hidden_width}")
     _require(cfg.interface.sg_loss_weight >= 0, f"interface.sg_loss_weight must be >= 0, got {cfg.interface.sg_loss_weight}")
+    if cfg.execution is not None:
+        _validate_execution(cfg)
     if recurrent:
         _validate_recurrent(cfg)
         return
@@ -523,6 +544,38 @@ def validate(cfg: Any) -> None:
         f"model=cnn needs an image dataset, but {cfg.dataset.name} has input shape "
         f"{list(cfg.dataset.input_shape)}; use model=fcn",
     )
+
+
+def _validate_execution(cfg: Any) -> None:
+    """execution=distributed (issue #16): what can be split into workers, checked before any process starts."""
+    execution, interface = cfg.execution, cfg.interface
+    _require(cfg.task in (Task.feedforward, Task.multi_network),
+             f"execution=distributed runs the feed-forward stacks and the multi-network task (fig8); "
+             f"dataset={cfg.dataset.name} is task={cfg.task.value}: use execution=local")
+    _require(execution.workers >= 1, f"execution.workers must be >= 1, got {execution.workers}")
+    _require(execution.max_staleness >= 0, f"execution.max_staleness must be >= 0 (0: lock-step), got {execution.max_staleness}")
+    _require(execution.micro_batches >= 1, f"execution.micro_batches must be >= 1, got {execution.micro_batches}")
+    _require(execution.timeout_s > 0, f"execution.timeout_s must be > 0, got {execution.timeout_s}")
+    _require(execution.threads_per_worker >= 1, f"execution.threads_per_worker must be >= 1, got {execution.threads_per_worker}")
+    if cfg.task == Task.multi_network:
+        _require(execution.workers == 2, f"the multi-network task runs Network A and Network B: execution.workers must be 2, "
+                                         f"got {execution.workers}")
+        _require(interface.name != InterfaceName.e2e,
+                 "interface=e2e backpropagates through both networks in one graph, so it cannot be split; "
+                 "use interface=dni or decoupled_no_dni with execution=distributed")
+        return
+    _require(interface.name in (InterfaceName.bprop, InterfaceName.dni, InterfaceName.cdni),
+             f"execution=distributed splits the stack at DNI boundaries (interface=dni or cdni), or runs "
+             f"interface=bprop as pipelined backprop; interface={interface.name.value} cannot be split")
+    _require(interface.p_update == 1 and not interface.synthetic_inputs,
+             "execution=distributed runs every layer every step: use interface.p_update=1 and interface.synthetic_inputs=false")
+    _require(cfg.trainer.sg_quality_every == 0,
+             "trainer.sg_quality_every needs the whole network's true gradient in one process: set it to 0 with execution=distributed")
+    _require(execution.micro_batches <= cfg.trainer.batch_size,
+             f"execution.micro_batches={execution.micro_batches} exceeds trainer.batch_size={cfg.trainer.batch_size}")
+    _require(execution.split is None or len(execution.split) == execution.workers,
+             f"execution.split={list(execution.split or [])} must list one layer count per worker "
+             f"(execution.workers={execution.workers})")
 
 
 def _validate_recurrent(cfg: Any) -> None:

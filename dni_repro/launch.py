@@ -14,13 +14,18 @@ from dni_repro.runs.record import SUMMARY_NAME
 CONFIG_NAME = "config.yaml"
 
 
-def task_loop(task: Task):
-    """The training loop of a task. Imported on demand, so that bad input is reported before torch is imported."""
+def task_loop(cfg):
+    """The training loop of a run's task and execution. Imported on demand, so that bad input is
+    reported before torch is imported."""
+    if cfg.execution is not None:
+        from dni_repro.experiments import decoupled_feedforward
+
+        return decoupled_feedforward.run
     from dni_repro.experiments import copy_task, feedforward, language_model, multi_network
 
     loops = {Task.feedforward: feedforward.run, Task.copy: copy_task.run, Task.language_model: language_model.run,
              Task.multi_network: multi_network.run}
-    return loops[task]
+    return loops[cfg.task]
 
 
 def config_of_run(run_dir: Path):
@@ -65,8 +70,8 @@ def run_job(cfg, output_dir: Path, overrides: Sequence[str] = (), job_label: str
         from_checkpoint = has_checkpoint(run_dir)
         print(f"[dni-repro] resuming {run_dir}" + ("" if from_checkpoint else " from step 0 (it had no checkpoint yet)"),
               file=sys.stderr, flush=True)
-        return task_loop(cfg.task)(cfg, run_dir, resume=from_checkpoint, job_label=job_label)
+        return task_loop(cfg)(cfg, run_dir, resume=from_checkpoint, job_label=job_label)
     validate(cfg)
     output_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True), output_dir / CONFIG_NAME)
-    return task_loop(cfg.task)(cfg, output_dir, resume=False, job_label=job_label)
+    return task_loop(cfg)(cfg, output_dir, resume=False, job_label=job_label)

@@ -117,6 +117,16 @@ class DNI(Interface):
         self._prediction = None
         return sg_loss.detach()
 
+    def regress(self, sent: ActivationMessage, message: GradientMessage) -> torch.Tensor:
+        """Regress M, at its current weights, on an activation it sent earlier and the target that has
+        come back for it since: for a sender that went on without waiting, whose earlier prediction's
+        graph no longer matches its updated weights. Returns the regression loss."""
+        if self.probe is not None:
+            self.probe["target"] = message.gradient.detach().clone()
+        sg_loss = self.regression_loss(self.synthetic_gradient(sent.activation, sent.context), message.gradient)
+        sg_loss.backward()
+        return sg_loss.detach()
+
 
 class StaleGradientInterface(Interface):
     """Feeds the sender an exponential moving average of past gradients (section 3.1's baseline).

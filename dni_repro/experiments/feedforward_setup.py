@@ -45,7 +45,7 @@ def build_interface(
     return DNI(sg_model, sg_loss_weight=interface_cfg.sg_loss_weight, conditioned=conditioned)
 
 
-def _output_shapes(layers: list[nn.Module], input_shape: tuple[int, ...]) -> list[tuple[int, ...]]:
+def output_shapes(layers: list[nn.Module], input_shape: tuple[int, ...]) -> list[tuple[int, ...]]:
     x = torch.zeros(2, *input_shape)
     shapes = []
     with torch.no_grad():
@@ -73,7 +73,7 @@ def build_network(
         layers = fcn_layers(input_shape, num_classes, model_cfg.depth, model_cfg.width, model_cfg.activation.value)
     else:
         layers = cnn_layers(input_shape, num_classes, model_cfg.depth, model_cfg.width)
-    shapes = _output_shapes(layers[:-1], input_shape)
+    shapes = output_shapes(layers[:-1], input_shape)
     positions = interface_cfg.positions
     chosen = [positions is None or boundary in positions for boundary in range(1, len(layers))]
     if interface_cfg.name == InterfaceName.fa:

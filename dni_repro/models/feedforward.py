@@ -103,7 +103,7 @@ class DecoupledStack(nn.Module):
             # That send backpropagated a synthetic gradient down to the previous
             # DNI's receiver input: its bootstrapped target is ready.
             if awaiting_target and interface.wants_target:
-                sg_losses += self._deliver(awaiting_target, bootstrapped=True)
+                sg_losses += deliver_targets(awaiting_target, bootstrapped=True)
                 awaiting_target = []
             x = message.activation
             if interface.wants_target and receiver_updates:
@@ -122,7 +122,7 @@ class DecoupledStack(nn.Module):
             self._broadcast_output_error(awaiting_error, receiver_outputs, logits.detach(), labels)
         if updates[-1]:
             loss.backward()
-        sg_losses += self._deliver(awaiting_target, bootstrapped=False)
+        sg_losses += deliver_targets(awaiting_target, bootstrapped=False)
         sg_loss = torch.stack(sg_losses).sum() if sg_losses else None
         return loss.detach(), sg_loss
 
@@ -143,13 +143,14 @@ class DecoupledStack(nn.Module):
         for (interface, receiver_input), receiver_output in zip(awaiting, receiver_outputs):
             interface.receive_output_error(message, receiver_input, receiver_output)
 
-    @staticmethod
-    def _deliver(awaiting: list[tuple[Interface, torch.Tensor]], bootstrapped: bool) -> list[torch.Tensor]:
-        losses = []
-        for interface, receiver_input in awaiting:
-            # A cut further up can leave a receiver without any gradient: nothing to regress to.
-            if receiver_input.grad is not None:
-                sg_loss = interface.receive(GradientMessage(receiver_input.grad, bootstrapped))
-                if sg_loss is not None:  # a stale-gradient interface learns nothing to regress
-                    losses.append(sg_loss)
-        return losses
+
+def deliver_targets(awaiting: list[tuple[Interface, torch.Tensor]], bootstrapped: bool) -> list[torch.Tensor]:
+    """Hand each waiting interface the gradient that reached its receiver's input; returns the SG losses."""
+    losses = []
+    for interface, receiver_input in awaiting:
+        # A cut further up can leave a receiver without any gradient: nothing to regress to.
+        if receiver_input.grad is not None:
+            sg_loss = interface.receive(GradientMessage(receiver_input.grad, bootstrapped))
+            if sg_loss is not None:  # a stale-gradient interface learns nothing to regress
+                losses.append(sg_loss)
+    return losses
