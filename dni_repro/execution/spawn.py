@@ -1,12 +1,15 @@
 """Start K workers on this machine and watch them until all end, or one fails.
 
-Each worker is a fresh (spawned) process, so no state leaks from the parent.
+Each worker is forked from a fork server that holds nothing but the imports, so
+no state leaks from the parent.
 The parent does no training: it waits on the workers' exit sentinels, and the
 moment one ends with a non-zero status it stops the others (SIGTERM, then
 SIGKILL after a grace period), reaps every process, and raises `WorkerFailed`
 naming the rank. A SIGTERM to the parent is passed on to the workers, which
 checkpoint and stop like a single-process run.
 """
+import ctypes
+import ctypes.util
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -22,10 +25,23 @@ from dni_repro.execution.process_group import Place
 
 # Exit statuses a worker uses, as train.py does: bad input, divergence, anything else.
 USER_ERROR_STATUS, DIVERGED_STATUS, CRASH_STATUS = 2, 3, 1
+STOPPED_STATUS = 128 + signal.SIGTERM  # stopped by SIGTERM after a checkpoint, as a single-process run exits
 GRACE_S = 5.0
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGKILL this worker when its parent (the fork server, which ends with train.py) dies,
+    so that a killed job leaves no orphans training on."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux: the parent's supervision still stops the workers
+        pass
 
 
 def _worker_main(place: Place, threads: int, target: Callable, args: Sequence) -> None:
+    _die_with_parent()
     torch.set_num_threads(threads)
     try:
         target(place, *args)
@@ -58,7 +74,11 @@ def _first_failure(processes: list) -> tuple[int, int]:
 
 def run_workers(target: Callable, workers: int, args: Sequence = (), threads: int = 1) -> None:
     """Run `target(place, *args)` in `workers` processes (ranks 0..K-1) and wait for all of them."""
-    context = multiprocessing.get_context("spawn")
+    # A fork server imports the target's module (torch with it) once per parent process, then forks
+    # each worker from that clean, single-threaded state: a fresh worker without seconds of imports.
+    context = multiprocessing.get_context("forkserver")
+    # torch._dynamo too: torch imports it on a process's first optimizer step, which takes seconds.
+    context.set_forkserver_preload([target.__module__, "torch._dynamo"])
     processes = [
         context.Process(target=_worker_main, args=(Place(rank, workers, rank), threads, target, args),
                         name=f"dni-worker-{rank}")
@@ -85,6 +105,8 @@ def run_workers(target: Callable, workers: int, args: Sequence = (), threads: in
             # Give the others a moment to end of themselves (they see the broken link), then stop them.
             _stop(processes, signal.SIGTERM, timeout=GRACE_S / 5)
             rank, exitcode = _first_failure(processes)
+            if exitcode == STOPPED_STATUS:  # SIGTERM: rank 0 has checkpointed and said how to resume
+                raise SystemExit(STOPPED_STATUS)
             if exitcode in (USER_ERROR_STATUS, DIVERGED_STATUS):
                 raise WorkerFailed("", exitcode)  # the worker has printed its own line
             raise WorkerFailed(f"worker rank {rank} {describe_exit(exitcode)}; the job is stopped", 1)
