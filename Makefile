@@ -12,7 +12,7 @@ DEMO_DIR := logs/demo/multiruns/$(shell date +%Y-%m-%d_%H-%M-%S)_$(shell od -An 
 
 .PHONY: help install demo test bench table1 table1-mnist-fcn table1-mnist-cnn table1-cifar10-fcn table1-cifar10-cnn table1-report \
 	ff-studies fig5 fig9 fig12 stale-baseline deep-cdni clean-logs \
-	table2 table2-copy table2-repeat-copy table2-lm table2-report fig7 bench-rnn fig8 fig8-report \
+	table2 table2-copy table2-repeat-copy table2-lm table2-report fig7 bench-rnn bench-decoupled gpu-check fig8 fig8-report \
 	czarnecki czarnecki-interfaces czarnecki-interfaces-report czarnecki-mnist czarnecki-mnist-report \
 	czarnecki-convergence czarnecki-loss-approximation search-sg search-sg-report copy-sg-search
 
@@ -30,6 +30,8 @@ help:
 	@echo "make table2   Copy, Repeat Copy and char-LM rows, bptt/dni/dni_aux x T (PROFILE, LM_DATA), then results/table2.md"
 	@echo "make fig7     curriculum progress and BPC curves vs samples and wall time from the table2 runs (results/fig7_*)"
 	@echo "make bench-rnn  step time of recurrent dni and dni_aux vs truncated BPTT"
+	@echo "make bench-decoupled  MNIST FCN cDNI/DNI: 1 process vs WORKERS workers vs pipelined Bprop (results/bench_decoupled.*)"
+	@echo "make gpu-check  on a GPU machine: CUDA steps of every task and the decoupled benchmark (results/gpu_check.md)"
 	@echo "make fig8     Networks A and B on the digit stream, e2e/dni/decoupled_no_dni (PROFILE, FIG8_SEEDS), then results/fig8.*"
 	@echo "make czarnecki-convergence  linear and deep linear models, MSE and log loss, backprop vs linear/sigmoid SG (results/czarnecki_convergence.*)"
 	@echo "make czarnecki-loss-approximation  implied quadratic loss of each layer's linear SG vs the true loss (results/czarnecki_loss_approximation.*)"
@@ -58,6 +60,15 @@ bench: install
 
 bench-rnn: install
 	$(PY) scripts/bench_rnn.py
+
+# Decoupled execution (issue #16): one process vs K workers vs pipelined Bprop; results/bench_decoupled.*
+WORKERS ?= 2
+bench-decoupled: install
+	$(PY) scripts/bench_decoupled.py --dataset $(if $(filter mnist,$(MNIST)),mnist,mnist_5k) --workers $(WORKERS) $(ARGS)
+
+# On a machine with a GPU: a few hundred CUDA steps of every task and the decoupled benchmark, under 5 minutes.
+gpu-check: install
+	$(PY) scripts/gpu_check.py $(ARGS)
 
 # Each column preset sweeps its depths; table1-report collects every finished run.
 FCN_DEPTHS := 3,4,5,6

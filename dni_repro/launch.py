@@ -18,9 +18,9 @@ def task_loop(cfg):
     """The training loop of a run's task and execution. Imported on demand, so that bad input is
     reported before torch is imported."""
     if cfg.execution is not None:
-        from dni_repro.experiments import decoupled_feedforward
+        from dni_repro.experiments import decoupled_feedforward, decoupled_multi_network
 
-        return decoupled_feedforward.run
+        return decoupled_multi_network.run if cfg.task == Task.multi_network else decoupled_feedforward.run
     from dni_repro.experiments import copy_task, feedforward, language_model, multi_network
 
     loops = {Task.feedforward: feedforward.run, Task.copy: copy_task.run, Task.language_model: language_model.run,

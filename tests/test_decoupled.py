@@ -7,8 +7,6 @@ well under a second.
 import json
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -17,7 +15,6 @@ import pytest
 import torch
 from torch import nn
 
-from dni_repro.config import REPO_ROOT
 from dni_repro.dni import DNI, GradientMessage, MLPSyntheticGradient
 from dni_repro.errors import ConfigError, WorkerFailed
 from dni_repro.execution.peer import Peer, Tag
@@ -26,7 +23,7 @@ from dni_repro.execution.spawn import run_workers
 from dni_repro.models.feedforward import DecoupledStack, fcn_layers
 from dni_repro.models.pipeline_stage import PipelineStage
 from dni_repro.runs.checkpoint import load_checkpoint
-from tests.conftest import CLI_ENV, run_in_process
+from tests.conftest import run_in_process, run_script
 
 SMALL = ["model.width=16", "model.sg_width=16", "trainer.max_steps=6", "trainer.eval_every=3", "trainer.log_every=1",
          "trainer.checkpoint_every=3", "trainer.eval_batch_size=256"]
@@ -76,7 +73,7 @@ def test_lock_step_distributed_run_equals_the_local_run(interface, depth, tmp_pa
 
 
 def test_stale_targets_change_the_run_but_not_what_it_reaches(tmp_path):
-    run = ["interface=cdni", "model.depth=4", *SMALL, "trainer.max_steps=30", "trainer.eval_every=30"]
+    run = ["interface=cdni", "model.depth=4", *SMALL, "trainer.max_steps=12", "trainer.eval_every=12"]
     lock_step = run_in_process([*run, *DISTRIBUTED], tmp_path / "s0")
     stale = run_in_process([*run, *DISTRIBUTED, "execution.max_staleness=2"], tmp_path / "s2")
     assert stale["status"] == "completed" and stale["execution"]["max_staleness"] == 2
@@ -149,45 +146,58 @@ LONG_RUN = ["model.width=16", "model.sg_width=16", "model.depth=3", "interface=d
             "trainer.checkpoint_every=20", "trainer.log_every=20", "trainer.eval_every=100000"]
 
 
-def kill_rank_after_checkpoint(run_dir: Path, parent: int, rank: int) -> None:
-    deadline = time.time() + 60
-    while time.time() < deadline and not (run_dir / "checkpoint.pt").exists():
-        time.sleep(0.01)
-    workers = worker_pids(parent)
-    assert len(workers) == 2, workers
-    os.kill(workers[rank], signal.SIGKILL)
+class RankKiller(threading.Thread):
+    """Once the run's first checkpoint exists, SIGKILL worker `rank` of the job under `parent`."""
+
+    def __init__(self, run_dir: Path, parent: int, rank: int):
+        super().__init__()
+        self.run_dir, self.parent, self.rank, self.workers = run_dir, parent, rank, []
+
+    def run(self) -> None:
+        deadline = time.time() + 60
+        while time.time() < deadline and not (self.run_dir / "checkpoint.pt").exists():
+            time.sleep(0.01)
+        self.workers = worker_pids(self.parent)
+        if len(self.workers) == 2:
+            os.kill(self.workers[self.rank], signal.SIGKILL)
 
 
-def test_killing_one_worker_ends_the_job_with_one_line_and_no_orphans(tmp_path):
-    run_dir = tmp_path / "run"
+def test_killing_one_worker_ends_the_job_within_the_timeout_and_leaves_no_orphans(tmp_path):
+    killer = RankKiller(tmp_path, os.getpid(), rank=1)
+    killer.start()
     started = time.time()
-    process = subprocess.Popen(
-        [sys.executable, "train.py", "profile=smoke", "logger=none", *LONG_RUN, *DISTRIBUTED,
-         f"hydra.run.dir={run_dir}"], cwd=REPO_ROOT, env=CLI_ENV, stderr=subprocess.PIPE, text=True)
-    try:
-        killer = threading.Thread(target=kill_rank_after_checkpoint, args=(run_dir, process.pid, 1))
-        killer.start()
-        killer.join()
-        workers = worker_pids(process.pid)
-        _, stderr = process.communicate(timeout=30)
-    finally:
-        process.kill()
-    assert process.returncode not in (0, None)
-    assert time.time() - started < 60
-    error_lines = [line for line in stderr.splitlines() if line.startswith("error:")]
-    assert len(error_lines) == 1 and "worker rank 1 was killed by SIGKILL" in error_lines[0], stderr
-    assert "the last checkpoint (step" in error_lines[0]
-    assert not (run_dir / "summary.json").exists() or json.loads((run_dir / "summary.json").read_text())["status"] != "completed"
+    with pytest.raises(WorkerFailed) as failure:
+        run_in_process([*LONG_RUN, *DISTRIBUTED], tmp_path)
+    killer.join()
+    assert len(killer.workers) == 2
+    assert time.time() - started < 20  # execution.timeout_s
+    assert failure.value.exit_status != 0
+    assert "worker rank 1 was killed by SIGKILL; the job is stopped; the last checkpoint (step" in failure.value.message
+    summary = tmp_path / "summary.json"
+    assert not summary.exists() or json.loads(summary.read_text())["status"] != "completed"
     deadline = time.time() + 10
-    while any(alive(pid) for pid in workers) and time.time() < deadline:
+    while any(alive(pid) for pid in killer.workers) and time.time() < deadline:
         time.sleep(0.05)
-    assert not any(alive(pid) for pid in workers)
+    assert not any(alive(pid) for pid in killer.workers)
+
+
+def test_train_py_reports_a_failed_worker_in_one_line_with_a_non_zero_exit(tmp_path, monkeypatch):
+    import dni_repro.launch
+
+    def failing_job(*args, **kwargs):
+        raise WorkerFailed("worker rank 1 was killed by SIGKILL; the job is stopped", 1)
+
+    monkeypatch.setattr(dni_repro.launch, "run_job", failing_job)
+    result = run_script("../train.py", ["logger=none", *DISTRIBUTED, f"hydra.run.dir={tmp_path}"])
+    assert result.returncode == 1
+    assert [line for line in result.stderr.splitlines() if line.strip()] == [
+        "error: worker rank 1 was killed by SIGKILL; the job is stopped"]
 
 
 def test_a_distributed_run_killed_and_resumed_ends_like_one_left_alone(tmp_path):
     run = [*LONG_RUN, "trainer.max_steps=120", "trainer.eval_every=40"]
     uninterrupted = run_locally(run, tmp_path / "whole")  # lock-step equals local, and a local run is cheaper
-    killer = threading.Thread(target=kill_rank_after_checkpoint, args=(tmp_path / "killed", os.getpid(), 0))
+    killer = RankKiller(tmp_path / "killed", os.getpid(), rank=0)
     killer.start()
     with pytest.raises(WorkerFailed, match="worker rank 0 was killed by SIGKILL"):
         run_in_process([*run, *DISTRIBUTED], tmp_path / "killed")
@@ -222,3 +232,27 @@ def test_what_cannot_be_distributed_is_refused_in_one_line(overrides, message, t
 
     with pytest.raises(ConfigError, match=message):
         validate(compose_train_config([*overrides, *DISTRIBUTED]))
+
+
+@pytest.mark.parametrize("interface", ["dni", "decoupled_no_dni"])
+def test_fig8_with_a_and_b_in_two_processes_equals_the_one_process_run(interface, tmp_path):
+    run = ["experiment=fig8", f"interface={interface}"]
+    local = run_locally(run, tmp_path / "local")
+    distributed = run_in_process([*run, *DISTRIBUTED], tmp_path / "distributed")
+
+    def comparable(run_dir):  # the training clock is the one key that may differ
+        return [{k: v for k, v in line.items() if not k.startswith("time/")} for line in metrics_lines(run_dir)]
+
+    assert distributed["status"] == "completed"
+    assert comparable(tmp_path / "distributed") == comparable(tmp_path / "local")
+    assert (distributed["test_a_error"], distributed["test_b_error"]) == (local["test_a_error"], local["test_b_error"])
+    saved = load_checkpoint(tmp_path / "distributed")["ranks"]
+    local_model = load_checkpoint(tmp_path / "local")["model"]
+    assert all(torch.equal(tensor, local_model[f"network_b.{name}"]) for name, tensor in saved[1]["network"].items())
+
+
+def test_fig8_end_to_end_cannot_be_split():
+    from dni_repro.config import compose_train_config, validate
+
+    with pytest.raises(ConfigError, match="interface=e2e backpropagates through both networks"):
+        validate(compose_train_config(["experiment=fig8", "interface=e2e", *DISTRIBUTED]))

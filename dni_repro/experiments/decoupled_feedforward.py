@@ -20,34 +20,29 @@ Every worker builds the whole network from the run's seed and keeps its group,
 so the initial weights are those of a local run. Rank 0 owns the run folder:
 one metrics.jsonl, one summary.json, one W&B run, and one checkpoint holding
 every rank's state. Logging, evaluation and checkpoints are points where all
-ranks meet; a checkpoint first drops the targets still outstanding (S > 0).
+ranks meet; a checkpoint's step collects every outstanding target first.
 """
 import math
-import os
 from collections import deque
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
-from omegaconf import OmegaConf
 
-from dni_repro.config import schema_of
 from dni_repro.data import EpochSampler, load_dataset
 from dni_repro.data.tensors import hold_out_validation
 from dni_repro.dni import GradientMessage
-from dni_repro.errors import ConfigError, UserError, WorkerFailed
+from dni_repro.errors import ConfigError
 from dni_repro.execution.peer import Peer, Tag
-from dni_repro.execution.process_group import Place, join, leave, started_by_torchrun, torchrun_place
-from dni_repro.execution.spawn import run_workers
+from dni_repro.execution.process_group import Place
 from dni_repro.execution.split import balanced_split, check_split
+from dni_repro.experiments.workers import load_rank_state, start_workers, to_cpu
 from dni_repro.experiments.feedforward_setup import build_network, output_shapes
 from dni_repro.experiments.optim import StepDecaySchedule, build_optimizer
 from dni_repro.models.feedforward import DecoupledStack
 from dni_repro.models.pipeline_stage import PipelineStage
 from dni_repro.names import InterfaceName
-from dni_repro.runs.checkpoint import has_checkpoint, load_checkpoint
-from dni_repro.runs.record import SUMMARY_NAME
-from dni_repro.runs.runtime import TerminationRequest, rng_state, seed_everything, select_device
+from dni_repro.runs.runtime import TerminationRequest, rng_state, seed_everything
 from dni_repro.runs.session import RunSession
 
 
@@ -69,62 +64,7 @@ def run(cfg, run_dir: Path, resume: bool = False, job_label: str = "") -> dict:
     net = build_network(cfg.model, cfg.interface, tuple(cfg.dataset.input_shape), cfg.dataset.num_classes,
                         cfg.trainer.batch_size)
     layer_ranges(net, cfg)  # a bad split fails here, before any process starts
-    device = select_device(cfg.device)
-    workers = cfg.execution.workers
-    config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
-    if started_by_torchrun():
-        place = torchrun_place()
-        if place.world_size != workers:
-            raise ConfigError(f"torchrun started {place.world_size} processes but execution.workers={workers}; "
-                              f"pass --nproc-per-node (times --nnodes) = {workers}")
-        worker(place, config, str(run_dir), resume, "env://", job_label)
-        if not place.is_first:
-            return {}
-    else:
-        if device.type == "cuda" and workers > torch.cuda.device_count():
-            raise ConfigError(f"execution.workers={workers} on CUDA needs a GPU per worker, but this machine has "
-                              f"{torch.cuda.device_count()}; use fewer workers or device=cpu")
-        rendezvous = Path(run_dir) / f".rendezvous-{os.getpid()}"
-        rendezvous.unlink(missing_ok=True)
-        try:
-            run_workers(worker, workers, (config, str(run_dir), resume, f"file://{rendezvous}", job_label),
-                        threads=cfg.execution.threads_per_worker)
-        except WorkerFailed as failure:
-            if failure.message:
-                raise WorkerFailed(f"{failure.message}; {_kept_checkpoint(Path(run_dir))}", failure.exit_status) from None
-            raise
-        finally:
-            rendezvous.unlink(missing_ok=True)
-    return OmegaConf.to_container(OmegaConf.load(Path(run_dir) / SUMMARY_NAME))
-
-
-def _kept_checkpoint(run_dir: Path) -> str:
-    if not has_checkpoint(run_dir):
-        return f"no checkpoint was written yet; resume={run_dir} starts it again"
-    return f"the last checkpoint (step {load_checkpoint(run_dir)['step']}) is kept; continue with resume={run_dir}"
-
-
-def worker(place: Place, config: dict, run_dir: str, resume: bool, init_method: str, job_label: str) -> None:
-    cfg = OmegaConf.merge(OmegaConf.structured(schema_of(config)), config)
-    device = select_device(cfg.device)
-    if device.type == "cuda":
-        device = torch.device("cuda", place.local_rank)
-    join(place, device, cfg.execution.timeout_s, init_method)
-    try:
-        train(place, cfg, Path(run_dir), device, resume, job_label)
-    finally:
-        leave()
-
-
-def _cpu(state):
-    """A copy of `state` with every tensor on the CPU, to travel between ranks and into the checkpoint."""
-    if isinstance(state, torch.Tensor):
-        return state.cpu()
-    if isinstance(state, dict):
-        return {key: _cpu(value) for key, value in state.items()}
-    if isinstance(state, (list, tuple)):
-        return type(state)(_cpu(value) for value in state)
-    return state
+    return start_workers(cfg, run_dir, resume, job_label, train)
 
 
 def train(place: Place, cfg, run_dir: Path, device: torch.device, resume: bool, job_label: str) -> None:
@@ -139,9 +79,9 @@ def train(place: Place, cfg, run_dir: Path, device: torch.device, resume: bool, 
     # The whole network from the run's seed, as a local run builds it; this worker keeps its layers.
     net = build_network(cfg.model, cfg.interface, data.input_shape, data.num_classes, trainer.batch_size)
     ranges = layer_ranges(net, cfg)
-    shapes = [tuple(data.input_shape), *output_shapes(list(net.layers), tuple(data.input_shape))]
     first, last = ranges[place.rank]
-    in_shape, out_shape = shapes[first], shapes[last]
+    # The shape of one example of this worker's input.
+    in_shape = ([tuple(data.input_shape)] + output_shapes(list(net.layers), tuple(data.input_shape)))[first]
     stage = PipelineStage(net, first, last).to(device)
     del net
     optimizer = build_optimizer(cfg.optimizer, stage.parameters())
@@ -155,13 +95,9 @@ def train(place: Place, cfg, run_dir: Path, device: torch.device, resume: bool, 
 
     session = RunSession(cfg, run_dir, device, resume, job_label) if place.is_first else None
     termination = TerminationRequest().install() if session is None else session.termination
-    saved = session.saved if session is not None else (load_checkpoint(run_dir) if resume else None)
-    step = saved["step"] if saved is not None else 0
-    if saved is not None:
-        if saved["execution"]["ranges"] != [list(r) for r in ranges]:
-            raise UserError(f"{run_dir} was run with the layer groups {saved['execution']['ranges']}, this run "
-                            f"would use {[list(r) for r in ranges]}; resume with the same execution.workers and split")
-        mine = saved["ranks"][place.rank]
+    parts = [list(r) for r in ranges]
+    step, mine = load_rank_state(run_dir, place, parts) if resume else (0, None)
+    if mine is not None:
         stage.load_state_dict(mine["stage"])
         optimizer.load_state_dict(mine["optimizer"])
         if sampler is not None:
@@ -194,7 +130,10 @@ def train(place: Place, cfg, run_dir: Path, device: torch.device, resume: bool, 
         sg_losses = list(step_result.sg_losses)
         if above is not None:
             waiting.append(step_result.message)
-            sg_losses += regress_top(staleness)
+            # A checkpoint's step collects every target, so that nothing is owed across a checkpoint.
+            next_step = step + 1
+            saves = next_step % trainer.checkpoint_every == 0 or next_step == trainer.max_steps
+            sg_losses += regress_top(0 if saves else staleness)
         return step_result.loss, sg_losses
 
     def pipelined_step(inputs, labels):
@@ -243,20 +182,21 @@ def train(place: Place, cfg, run_dir: Path, device: torch.device, resume: bool, 
         return 100.0 * wrong.item() / len(split.labels) if above is None else None
 
     def drop_outstanding_targets() -> None:
-        """Receive and drop the up-to-S targets still owed to this worker, so that nothing is owed across a
-        checkpoint. An uninterrupted run drops the same ones, so a resumed run continues it exactly."""
+        """Receive and drop the up-to-S targets still owed to this worker: only when a SIGTERM stops the
+        run between checkpoint steps (whose own targets are all collected), so a stale run stopped that
+        way loses up to S regressions."""
         while waiting:
             sent = waiting.popleft()
             above.receive(sent.activation.shape, torch.float32, device, Tag.gradient)
 
     def checkpoint() -> None:
         drop_outstanding_targets()
-        state = _cpu({"stage": stage.state_dict(), "optimizer": optimizer.state_dict(),
+        state = to_cpu({"stage": stage.state_dict(), "optimizer": optimizer.state_dict(),
                       "sampler": sampler.state_dict() if sampler is not None else None, "rng": rng_state(device)})
         gathered = [None] * place.world_size if place.is_first else None
         dist.gather_object(state, gathered, dst=0)
         if session is not None:
-            session.checkpoint(step, {"execution": {"workers": place.world_size, "ranges": [list(r) for r in ranges]},
+            session.checkpoint(step, {"execution": {"workers": place.world_size, "ranges": parts},
                                       "ranks": gathered})
 
     max_steps, batch_size = trainer.max_steps, trainer.batch_size
@@ -320,7 +260,7 @@ def train(place: Place, cfg, run_dir: Path, device: torch.device, resume: bool, 
     finally:
         if session is not None:
             results = {"test_error": test_error,
-                       "execution": {"workers": place.world_size, "ranges": [list(r) for r in ranges],
+                       "execution": {"workers": place.world_size, "ranges": parts,
                                      "max_staleness": staleness, "pipelined_bprop": pipelined,
                                      "micro_batches": execution.micro_batches if pipelined else None}}
             if data.validation is not None:

@@ -31,6 +31,29 @@ def load_digits(dataset_cfg, data_dir: str):
     return load_dataset(digits_cfg, data_dir)
 
 
+def build_system(cfg, image_size: int, device: torch.device):
+    """Networks A and B (and with dni the SG model) from the run's seed, and one optimizer each:
+    A, B and the SG model update at different times."""
+    system = TwoNetworkSystem(
+        cfg.interface.name,
+        image_size=image_size,
+        units=cfg.model.width,
+        fcn_layers=cfg.model.depth,
+        period=cfg.dataset.digit_stream.period,
+        batch_norm=cfg.model.recurrent_batch_norm,
+        sg_hidden_layers=cfg.interface.sg.hidden_layers,
+        sg_hidden_width=cfg.interface.sg.hidden_width,
+    ).to(device)
+    optimizer_a = build_optimizer(cfg.optimizer, system.network_a.parameters())
+    optimizer_b = build_optimizer(cfg.optimizer, system.network_b.parameters())
+    optimizer_sg = (
+        build_optimizer(cfg.optimizer, system.synthetic_gradient.parameters())
+        if system.synthetic_gradient is not None
+        else None
+    )
+    return system, optimizer_a, optimizer_b, optimizer_sg
+
+
 def run(cfg, run_dir: Path, resume: bool = False, job_label: str = "") -> dict:
     trainer_cfg, stream_cfg = cfg.trainer, cfg.dataset.digit_stream
     period, batch_size = stream_cfg.period, trainer_cfg.batch_size
@@ -40,24 +63,7 @@ def run(cfg, run_dir: Path, resume: bool = False, job_label: str = "") -> dict:
     # Unseeded runs (seed=null) draw digits from torch's own random initial seed.
     stream_seed = cfg.seed if cfg.seed is not None else torch.initial_seed()
     stream = DigitStream(digits.train.inputs, digits.train.labels, batch_size, period, stream_seed)
-    system = TwoNetworkSystem(
-        cfg.interface.name,
-        image_size=digits.train.inputs[0].numel(),
-        units=cfg.model.width,
-        fcn_layers=cfg.model.depth,
-        period=period,
-        batch_norm=cfg.model.recurrent_batch_norm,
-        sg_hidden_layers=cfg.interface.sg.hidden_layers,
-        sg_hidden_width=cfg.interface.sg.hidden_width,
-    ).to(device)
-    # One optimizer per network: A, B and the SG model update at different times.
-    optimizer_a = build_optimizer(cfg.optimizer, system.network_a.parameters())
-    optimizer_b = build_optimizer(cfg.optimizer, system.network_b.parameters())
-    optimizer_sg = (
-        build_optimizer(cfg.optimizer, system.synthetic_gradient.parameters())
-        if system.synthetic_gradient is not None
-        else None
-    )
+    system, optimizer_a, optimizer_b, optimizer_sg = build_system(cfg, digits.train.inputs[0].numel(), device)
     trainer = MultiNetworkTrainer(system, optimizer_a, optimizer_b, optimizer_sg, period, batch_size, device,
                                   cfg.interface.sg_scale, cfg.interface.sg_loss_weight)
     running = dict.fromkeys(RUNNING_KEYS, 0.0)  # sums since the last log line

@@ -18,7 +18,7 @@ What differs is how A learns:
 Every loss is summed over the windows of an update and averaged over the batch;
 SG targets and predictions are per example (the batch gradient times B).
 """
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Optional
 
 import torch
@@ -125,21 +125,101 @@ class WindowResult:
 
 
 @dataclass
-class _PendingUpdate:
-    """What B's next update needs: its summed loss graph, and with dni the messages it read."""
+class SGUpdate:
+    """M's regression at one of B's updates: its loss, its targets' mean squared norm, and the cosine
+    between all of M's predictions and their targets, as one vector (does M point the right way?)."""
 
-    loss: Optional[torch.Tensor] = None
-    messages: list[torch.Tensor] = field(default_factory=list)
+    loss: torch.Tensor
+    target_norm2: torch.Tensor
+    cosine: torch.Tensor
 
-    def add(self, loss: torch.Tensor) -> None:
-        self.loss = loss if self.loss is None else self.loss + loss
+
+class SenderA:
+    """Network A's side of a decoupled system (`dni` or `decoupled_no_dni`): A updates after every
+    window, from its own loss plus, with dni, sg_scale * M(m) as the gradient of its message m.
+    M lives here with its sender; it regresses when B's true message gradients come back."""
+
+    def __init__(self, system: TwoNetworkSystem, optimizer_a, optimizer_sg, batch_size: int, device: torch.device,
+                 sg_scale: float, sg_loss_weight: float):
+        self.system, self.optimizer_a, self.optimizer_sg = system, optimizer_a, optimizer_sg
+        self.batch_size, self.sg_scale, self.sg_loss_weight = batch_size, sg_scale, sg_loss_weight
+        self.uses_sg = system.regime == InterfaceName.dni
+        self.state = system.network_a.core.initial_state(batch_size, device)
+        self.sent: list[torch.Tensor] = []  # messages whose true gradients M has not yet seen, oldest first
+
+    def train_window(self, images: torch.Tensor, odd: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """A's forward and update for one window; returns the detached message, A's loss and error count."""
+        odd_logits, message, state = self.system.network_a(images, self.state)
+        a_loss = F.cross_entropy(odd_logits, odd)
+        objective = a_loss
+        if self.uses_sg:
+            # M(m) is only consumed here; M learns when B's true message gradients arrive.
+            with torch.no_grad():
+                synthetic = self.system.synthetic_gradient(message.detach())
+            # d(objective)/dm gains sg_scale * M(m) / B: the per-example SG scaled, as a batch mean.
+            objective = objective + self.sg_scale * (synthetic * message).sum() / self.batch_size
+            self.sent.append(message.detach())
+        self.optimizer_a.zero_grad(set_to_none=True)
+        objective.backward()
+        self.optimizer_a.step()
+        self.state = _detached(state)
+        return message.detach(), a_loss.detach(), _errors(odd_logits, odd)
+
+    def regress(self, targets: torch.Tensor) -> SGUpdate:
+        """Regress M, at its current weights, on the oldest messages and their per-example targets (W*B, U)."""
+        count = len(targets) // self.batch_size
+        messages = torch.cat(self.sent[:count])
+        del self.sent[:count]
+        predicted = self.system.synthetic_gradient(messages)
+        # Mean over the windows and the batch of each example's squared error.
+        sg_loss = (predicted - targets).pow(2).sum() / len(messages)
+        self.optimizer_sg.zero_grad(set_to_none=True)
+        (self.sg_loss_weight * sg_loss).backward()
+        self.optimizer_sg.step()
+        return SGUpdate(sg_loss.detach(), targets.pow(2).sum() / len(messages),
+                        F.cosine_similarity(predicted.detach().flatten(), targets.flatten(), dim=0))
+
+
+class ReceiverB:
+    """Network B's side of a decoupled system: B ticks once per window on A's (detached) message and
+    updates every T windows by truncated BPTT over them; with dni it then hands back the true
+    gradient of its losses with respect to each message it read, per example (M's targets)."""
+
+    def __init__(self, system: TwoNetworkSystem, optimizer_b, batch_size: int, device: torch.device):
+        self.system, self.optimizer_b, self.batch_size = system, optimizer_b, batch_size
+        self.wants_message_gradients = system.regime == InterfaceName.dni
+        self.state = system.network_b.core.initial_state(batch_size, device)
+        self.loss: Optional[torch.Tensor] = None  # B's summed loss since its last update, with its graph
+        self.read: list[torch.Tensor] = []
+
+    def train_window(self, message: torch.Tensor, threes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        b_input = message.detach().requires_grad_(self.wants_message_gradients)
+        if self.wants_message_gradients:
+            self.read.append(b_input)
+        b_logits, self.state = self.system.network_b(b_input, self.state)
+        b_loss = F.cross_entropy(b_logits, threes)
+        self.loss = b_loss if self.loss is None else self.loss + b_loss
+        return b_loss.detach(), _errors(b_logits, threes)
+
+    def update(self) -> Optional[torch.Tensor]:
+        """B's update; returns M's targets for the messages read since the last one (dni), else None."""
+        self.optimizer_b.zero_grad(set_to_none=True)
+        self.loss.backward()
+        self.optimizer_b.step()
+        targets = (torch.cat([m.grad for m in self.read]) * self.batch_size) if self.wants_message_gradients else None
+        self.state = _detached(self.state)
+        self.loss, self.read = None, []
+        return targets
 
 
 class MultiNetworkTrainer:
-    """Steps the system window by window; each regime's update rule lives in `train_window`.
+    """Steps the system window by window in one process.
 
-    Its state (the two networks' recurrent states) is complete at the end of
-    every update period of T windows, which is where the loop checkpoints.
+    `e2e` keeps one graph through both networks over each update period; the
+    decoupled regimes wire a `SenderA` to a `ReceiverB` directly, as
+    execution=distributed wires them across two processes. The state (the two
+    networks' recurrent states) is complete at the end of every update period
+    of T windows, which is where the loop checkpoints.
     """
 
     def __init__(
@@ -155,90 +235,61 @@ class MultiNetworkTrainer:
         sg_loss_weight: float = 1.0,
     ):
         self.system, self.period, self.batch_size = system, period, batch_size
-        self.optimizer_a, self.optimizer_b, self.optimizer_sg = optimizer_a, optimizer_b, optimizer_sg
-        self.sg_scale, self.sg_loss_weight = sg_scale, sg_loss_weight
-        self.a_state, self.b_state = system.initial_states(batch_size, device)
+        self.optimizer_a, self.optimizer_b = optimizer_a, optimizer_b
+        self.end_to_end = system.regime == InterfaceName.e2e
+        self.sender = SenderA(system, optimizer_a, optimizer_sg, batch_size, device, sg_scale, sg_loss_weight)
+        self.receiver = ReceiverB(system, optimizer_b, batch_size, device)
         self.window = 0  # windows since the start of the current update period
-        self.pending = _PendingUpdate()
+        self.joint_loss: Optional[torch.Tensor] = None  # e2e: both networks' summed losses, with the graph
 
     def train_window(self, images: torch.Tensor, odd: torch.Tensor, threes: torch.Tensor) -> WindowResult:
-        system, regime = self.system, self.system.regime
-        end_to_end = regime == InterfaceName.e2e
-        odd_logits, message, a_state = system.network_a(images, self.a_state)
-        a_loss = F.cross_entropy(odd_logits, odd)
-
-        if end_to_end:
+        if self.end_to_end:
             # One graph through A's message into B; A's loss waits for the update with B's.
-            b_input = message
-            self.pending.add(a_loss)
+            odd_logits, message, self.sender.state = self.system.network_a(images, self.sender.state)
+            a_loss = F.cross_entropy(odd_logits, odd)
+            b_logits, self.receiver.state = self.system.network_b(message, self.receiver.state)
+            b_loss = F.cross_entropy(b_logits, threes)
+            self.joint_loss = a_loss if self.joint_loss is None else self.joint_loss + a_loss
+            self.joint_loss = self.joint_loss + b_loss
+            a_loss, a_errors = a_loss.detach(), _errors(odd_logits, odd)
+            b_loss, b_errors = b_loss.detach(), _errors(b_logits, threes)
         else:
-            objective = a_loss
-            if regime == InterfaceName.dni:
-                # M(m) is only consumed here; M learns at B's update from the true message gradient.
-                with torch.no_grad():
-                    synthetic = system.synthetic_gradient(message.detach())
-                # d(objective)/dm gains sg_scale * M(m) / B: the per-example SG scaled, as a batch mean.
-                objective = objective + self.sg_scale * (synthetic * message).sum() / self.batch_size
-            self.optimizer_a.zero_grad(set_to_none=True)
-            objective.backward()
-            self.optimizer_a.step()
-            a_state = _detached(a_state)
-            # B reads a copy of the message; with dni it records B's gradient for M's target.
-            b_input = message.detach()
-            if regime == InterfaceName.dni:
-                b_input.requires_grad_(True)
-                self.pending.messages.append(b_input)
-
-        b_logits, self.b_state = system.network_b(b_input, self.b_state)
-        b_loss = F.cross_entropy(b_logits, threes)
-        self.pending.add(b_loss)
-        self.a_state = a_state
+            message, a_loss, a_errors = self.sender.train_window(images, odd)
+            b_loss, b_errors = self.receiver.train_window(message, threes)
         self.window += 1
-        result = WindowResult(a_loss.detach(), b_loss.detach(), _errors(odd_logits, odd), _errors(b_logits, threes),
-                              a_updated=not end_to_end, b_updated=False)
+        result = WindowResult(a_loss, b_loss, a_errors, b_errors, a_updated=not self.end_to_end, b_updated=False)
         if self.window == self.period:
             self._end_update_period(result)
         return result
 
     def _end_update_period(self, result: WindowResult) -> None:
         """B's update (and in e2e A's), then in dni M's regression on the messages B read."""
-        end_to_end = self.system.regime == InterfaceName.e2e
-        if end_to_end:
+        if self.end_to_end:
             self.optimizer_a.zero_grad(set_to_none=True)
-        self.optimizer_b.zero_grad(set_to_none=True)
-        self.pending.loss.backward()
-        if end_to_end:
+            self.optimizer_b.zero_grad(set_to_none=True)
+            self.joint_loss.backward()
             self.optimizer_a.step()
-            self.a_state = _detached(self.a_state)
-        self.optimizer_b.step()
-        result.a_updated = result.a_updated or end_to_end
+            self.optimizer_b.step()
+            self.sender.state = _detached(self.sender.state)
+            self.receiver.state = _detached(self.receiver.state)
+            self.joint_loss = None
+        else:
+            targets = self.receiver.update()
+            if targets is not None:
+                update = self.sender.regress(targets)
+                result.sg_loss, result.sg_target_norm2, result.sg_cosine = update.loss, update.target_norm2, update.cosine
+        result.a_updated = True
         result.b_updated = True
-
-        if self.system.regime == InterfaceName.dni:
-            messages = torch.cat([m.detach() for m in self.pending.messages])
-            targets = torch.cat([m.grad for m in self.pending.messages]) * self.batch_size
-            predicted = self.system.synthetic_gradient(messages)
-            # Mean over the T windows and the batch of each example's squared error.
-            sg_loss = (predicted - targets).pow(2).sum() / len(messages)
-            self.optimizer_sg.zero_grad(set_to_none=True)
-            (self.sg_loss_weight * sg_loss).backward()
-            self.optimizer_sg.step()
-            result.sg_loss = sg_loss.detach()
-            result.sg_target_norm2 = targets.pow(2).sum() / len(messages)
-            result.sg_cosine = F.cosine_similarity(predicted.detach().flatten(), targets.flatten(), dim=0)
-
-        self.b_state = _detached(self.b_state)
         self.window = 0
-        self.pending = _PendingUpdate()
 
     def state_dict(self) -> dict:
         if self.window != 0:
             raise RuntimeError("the multi-network trainer can only be saved at the end of an update period")
-        return {"a_state": [t.cpu() for t in self.a_state], "b_state": [t.cpu() for t in self.b_state]}
+        return {"a_state": [t.cpu() for t in self.sender.state], "b_state": [t.cpu() for t in self.receiver.state]}
 
     def load_state_dict(self, state: dict, device: torch.device) -> None:
-        self.a_state = tuple(t.to(device) for t in state["a_state"])
-        self.b_state = tuple(t.to(device) for t in state["b_state"])
+        self.sender.state = tuple(t.to(device) for t in state["a_state"])
+        self.receiver.state = tuple(t.to(device) for t in state["b_state"])
 
 
 @torch.no_grad()
