@@ -325,10 +325,10 @@ def test_sg_model_learns_the_message_gradient_when_the_networks_hold_still():
                                   PERIOD, BATCH, torch.device("cpu"), sg_scale=10.0)
     system.eval()  # batch norm with fixed statistics, so the targets are the same every period
     data = windows(PERIOD)
-    start = (trainer.a_state, trainer.b_state)
+    start = (trainer.sender.state, trainer.receiver.state)
     losses, cosines = [], []
     for _ in range(200):
-        trainer.a_state, trainer.b_state = start
+        trainer.sender.state, trainer.receiver.state = start
         result = [trainer.train_window(*window) for window in data][-1]
         losses.append(result.sg_loss.item() / result.sg_target_norm2.item())
         cosines.append(result.sg_cosine.item())

@@ -109,12 +109,13 @@ def train(place: Place, cfg, run_dir: Path, device: torch.device, resume: bool, 
             running["loss"] = running["loss"] + loss.double()
             running["errors"] = running["errors"] + errors.double()
             running["windows"] += 1
-        if is_a and uses_sg:
-            periods_waiting.append(period)
-            # A checkpoint's period collects every target, so that nothing is owed across a checkpoint.
-            ends_at = step + update_period
-            saves = ends_at % trainer_cfg.checkpoint_every == 0 or ends_at == max_steps
-            regress_on_targets(0 if saves else staleness)
+        if is_a:
+            if uses_sg:
+                periods_waiting.append(period)
+                # A checkpoint's period collects every target, so that nothing is owed across a checkpoint.
+                ends_at = step + update_period
+                saves = ends_at % trainer_cfg.checkpoint_every == 0 or ends_at == max_steps
+                regress_on_targets(0 if saves else staleness)
         else:
             targets = receiver.update()
             if targets is not None:
