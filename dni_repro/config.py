@@ -407,8 +407,12 @@ def schema_of(cfg: Any) -> type:
 def _run_id() -> str:
     """Timestamp plus a random tag, fixed per process tree (a sweep shares one).
 
-    Kept in the environment so launcher worker processes agree with their parent.
+    Kept in the environment so launcher worker processes agree with their parent. Under torchrun
+    it is torchrun's rendezvous id (a fresh uuid with --standalone), which every rank shares.
     """
+    rendezvous_id = os.environ.get("TORCHELASTIC_RUN_ID", "none")
+    if RUN_ID_VARIABLE not in os.environ and rendezvous_id != "none":
+        os.environ[RUN_ID_VARIABLE] = f"torchrun_{rendezvous_id}"
     if RUN_ID_VARIABLE not in os.environ:
         stamp = datetime.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
         os.environ[RUN_ID_VARIABLE] = f"{stamp}_{secrets.token_hex(3)}"

@@ -14,16 +14,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dni_repro.reports.figures import caption, load_runs  # noqa: E402
 
-COLUMNS = ("train/sg_explained", "train/sg_cosine", "train/sg_norm_ratio", "grad/cosine_truncated",
+COLUMNS = ("train/sg_explained", "train/sg_explained_scored", "train/sg_explained_unscored",
+           "train/sg_target_share_scored", "train/sg_cosine", "train/sg_norm_ratio", "grad/cosine_truncated",
            "grad/cosine_with_sg", "train/cell_abs_max")
 
 
 def setting(run) -> str:
     config = run.config
-    interface = config["interface"]
+    interface, peepholes = config["interface"], config["model"]["peepholes"]
     if interface["name"] == "bptt":
-        return f"bptt, peepholes={config['model']['peepholes']}"
-    return f"dni, sg_input={interface['sg_input']}, sg_target={interface['sg_target']}, sg_scale={interface['sg_scale']}"
+        return f"bptt, peepholes={peepholes}"
+    return (f"{interface['name']}, sg_input={interface['sg_input']}, sg_target={interface['sg_target']}, "
+            f"sg_scale={interface['sg_scale']}, peepholes={peepholes}")
 
 
 def late_means(run) -> dict:
@@ -41,13 +43,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--logs", type=Path, default=Path("logs/copy_sg_search"))
     parser.add_argument("--out", type=Path, default=Path("results/copy_sg_search.md"))
+    parser.add_argument("--title", default="Copy at T=3: the recurrent SG options (issue #15, first look)")
     args = parser.parse_args()
     runs = load_runs(args.logs, status=None) if args.logs.is_dir() else []
     if not runs:
         sys.exit(f"error: no runs under {args.logs}; run `make copy-sg-search` first")
     header = "| setting | seed | status | longest task solved | " + " | ".join(
         f"{key} (2nd half mean)" for key in COLUMNS) + " |"
-    lines = ["# Copy at T=3: the recurrent SG options (issue #15, first look)", "",
+    lines = [f"# {args.title}", "",
              "The paper (Table 2) has BPTT solve 7 at T=3 and DNI 14-18 over T=2..8; our earlier quick-profile "
              "runs solved 5-6 with every interface. `longest task solved` is the curriculum's largest "
              "T_task = N (Copy) with error under 0.15 bits.", "", f"Runs: {caption(runs)}", "", header,

@@ -256,3 +256,14 @@ def test_fig8_end_to_end_cannot_be_split():
 
     with pytest.raises(ConfigError, match="interface=e2e backpropagates through both networks"):
         validate(compose_train_config(["experiment=fig8", "interface=e2e", *DISTRIBUTED]))
+
+
+def test_every_torchrun_rank_names_the_same_run_folder(monkeypatch):
+    from dni_repro.config import RUN_ID_VARIABLE, _run_id
+
+    monkeypatch.delenv(RUN_ID_VARIABLE, raising=False)
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "0b5e")  # torchrun --standalone sets a uuid, the same in every rank
+    assert _run_id() == "torchrun_0b5e"
+    monkeypatch.delenv(RUN_ID_VARIABLE)
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "none")  # no rendezvous id: a fresh stamp, as without torchrun
+    assert _run_id().count("_") == 2

@@ -137,3 +137,18 @@ def test_resume_keeps_every_new_options_state(tmp_path, monkeypatch):
     crash_after_logging(monkeypatch, tmp_path / "killed", step=10, run=tuple(OPTIONS))
     run_in_process([], tmp_path / "killed", resume=True)
     assert logged_values(tmp_path / "killed") == logged
+
+
+def test_the_explained_share_is_reported_apart_for_scored_and_unscored_chunks():
+    from dni_repro.models.recurrent import ChunkResult
+
+    target = torch.tensor([[3.0, 4.0], [1.0, 0.0], [0.0, 2.0]])
+    prediction = torch.tensor([[3.0, 4.0], [0.0, 0.0], [0.0, 1.0]])  # exact, zero, half
+    scored = torch.tensor([True, False, False])
+    result = ChunkResult(torch.tensor(0.0), torch.tensor(1.0), sg_loss=(prediction - target).pow(2).sum() / 3,
+                         sg_target=target, sg_prediction=prediction, scored=scored)
+    metrics = result.sg_metrics()
+    assert metrics["train/sg_explained_scored"] == pytest.approx(1.0)
+    assert metrics["train/sg_explained_unscored"] == pytest.approx(1 - (1 + 1) / (1 + 4))
+    assert metrics["train/sg_target_share_scored"] == pytest.approx(25 / 30)
+    assert metrics["train/sg_explained"] == pytest.approx(1 - 2 / 30)

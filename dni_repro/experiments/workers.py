@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+import torch.distributed as dist
 from omegaconf import OmegaConf
 
 from dni_repro.config import schema_of
@@ -65,6 +66,11 @@ def serve(place: Place, train: Callable, config: dict, run_dir: str, resume: boo
         device = torch.device("cuda", place.local_rank)
     join(place, device, cfg.execution.timeout_s, init_method)
     try:
+        folders = [None] * place.world_size
+        dist.all_gather_object(folders, str(Path(run_dir).resolve()))
+        if len(set(folders)) > 1:
+            raise ConfigError(f"the workers would write to {len(set(folders))} different run folders; under torchrun "
+                              "pass --standalone (one machine) or the same --rdzv-id on every node, or hydra.run.dir=<shared dir>")
         train(place, cfg, Path(run_dir), device, resume, job_label)
     finally:
         leave()

@@ -83,6 +83,8 @@ class ChunkResult:
     sg_target: Optional[torch.Tensor] = None  # (B, 2U) per-example gradient at the chunk's start
     sg_prediction: Optional[torch.Tensor] = None  # (B, 2U) what M predicted for that target
     cell: Optional[torch.Tensor] = None  # (B, U) cell state at the chunk's end
+    # (B,) whether each stream's chunk has steps in the task loss (Copy: the output phase), where the loss is masked
+    scored: Optional[torch.Tensor] = None
 
     def cell_metrics(self) -> dict[str, float]:
         """How large the cell state has grown: a saturated tanh(c) leaves little gradient to carry."""
@@ -103,8 +105,23 @@ class ChunkResult:
                 target_norm = self.sg_target.norm(dim=1).mean()
                 metrics["train/sg_norm_ratio"] = (self.sg_prediction.norm(dim=1).mean() / target_norm).item()
                 metrics["train/sg_cosine"] = F.cosine_similarity(self.sg_prediction, self.sg_target, dim=1).mean().item()
+                if self.scored is not None:
+                    metrics.update(self._explained_by_phase())
         if self.aux_loss is not None:
             metrics["train/aux_loss"] = self.aux_loss.item()
+        return metrics
+
+    def _explained_by_phase(self) -> dict[str, float]:
+        """The explained share apart for chunks with scored steps and chunks without (Copy: writing and
+        reading), and the share of the target's squared norm that the scored chunks hold. A gradient
+        that depends on what the state has failed to store cannot be predicted from the state."""
+        error2 = (self.sg_prediction - self.sg_target).pow(2).sum(dim=1)
+        target2 = self.sg_target.pow(2).sum(dim=1)
+        metrics = {}
+        for name, rows in (("scored", self.scored), ("unscored", ~self.scored)):
+            if rows.any() and target2[rows].sum() > 0:
+                metrics[f"train/sg_explained_{name}"] = (1 - error2[rows].sum() / target2[rows].sum()).item()
+        metrics["train/sg_target_share_scored"] = (target2[self.scored].sum() / target2.sum()).item()
         return metrics
 
 
@@ -199,7 +216,8 @@ class RecurrentNetwork(nn.Module):
             objective = objective + self.sg_scale * injected
 
         (objective / batch).backward()
-        result = ChunkResult(loss_sum.detach(), loss_count.detach(), cell=c.detach())
+        result = ChunkResult(loss_sum.detach(), loss_count.detach(), cell=c.detach(),
+                             scored=(weights > 0).any(dim=0) if weights is not None else None)
 
         if self.uses_sg:
             # Per-example gradient at the chunk's start: the bootstrapped target of M at that boundary.
