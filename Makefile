@@ -14,7 +14,7 @@ DEMO_DIR := logs/demo/multiruns/$(shell date +%Y-%m-%d_%H-%M-%S)_$(shell od -An 
 	ff-studies fig5 fig9 fig12 stale-baseline deep-cdni clean-logs \
 	table2 table2-copy table2-repeat-copy table2-lm table2-report fig7 bench-rnn bench-decoupled gpu-check fig8 fig8-report \
 	czarnecki czarnecki-interfaces czarnecki-interfaces-report czarnecki-mnist czarnecki-mnist-report \
-	czarnecki-convergence czarnecki-loss-approximation search-sg search-sg-report copy-sg-search
+	czarnecki-convergence czarnecki-loss-approximation search-sg search-sg-report copy-sg-search copy-sg-search2
 
 help:
 	@echo "make demo     set up, train Bprop/DNI/cDNI on the embedded MNIST digits, print a table, plot curves"
@@ -236,3 +236,13 @@ copy-sg-search: install
 	OMP_NUM_THREADS=1 $(PY) train.py -m $(COPY_SEARCH) interface=dni interface.sg_input=h,hc interface.sg_target=consumed,unscaled $(ARGS)
 	OMP_NUM_THREADS=1 $(PY) train.py -m $(COPY_SEARCH) interface=bptt model.peepholes=true,false $(ARGS)
 	$(PY) scripts/make_copy_sg_search.py
+
+# Its second stage, without peepholes (the cell stays bounded): DNI vs DNI+Aux at sg_scale 0.1 and 1, reading (h, c);
+# then DNI+Aux with each reading and target, logging the explained share apart for writing and reading chunks.
+COPY_SEARCH2 := experiment=table2_copy trainer.bptt_length=3 trainer.max_steps=5000 seed=0,1 model.peepholes=false launcher=local_parallel logger=none
+
+copy-sg-search2: install
+	OMP_NUM_THREADS=1 $(PY) train.py -m $(COPY_SEARCH2) experiment_name=copy_sg_search2 interface=dni,dni_aux interface.sg_input=hc interface.sg_scale=0.1,1.0 $(ARGS)
+	OMP_NUM_THREADS=1 $(PY) train.py -m $(COPY_SEARCH2) experiment_name=copy_sg_search3 interface=dni_aux interface.sg_input=h,hc interface.sg_target=consumed,unscaled $(ARGS)
+	$(PY) scripts/make_copy_sg_search.py --logs logs/copy_sg_search2 --out results/copy_sg_search2.md --title "Copy at T=3, no peepholes: DNI vs DNI+Aux, sg_scale 0.1 and 1 (issue #15, stage 2)"
+	$(PY) scripts/make_copy_sg_search.py --logs logs/copy_sg_search3 --out results/copy_sg_search3.md --title "Copy at T=3, no peepholes: DNI+Aux by what M reads and its target, with the explained share by phase (issue #15, stage 3)"

@@ -115,7 +115,8 @@ def main() -> None:
                     (summary["wall_time_s"] * line["step"] / summary["steps"], line["test/error"])
                     for line in run["lines"] if "test/error" in line]
 
-    device = rows and json.loads((next(args.logs.joinpath(stamp).iterdir()) / "summary.json").read_text())["provenance"]["device"]
+    first_device = json.loads((next(args.logs.joinpath(stamp).iterdir()) / "summary.json").read_text())["provenance"]["device"]
+    device = f"{first_device.split(' (')[0]}, {os.cpu_count()} CPU cores, threads per run as its row says"
     header = ("| depth | preset | way of running | samples/s | x 1 process 1 thread | target (%) | time to target (s) "
               "| final test error (%) | waiting share per worker | wall (s) |")
     lines = ["# Decoupled execution: what running the layer groups concurrently buys (issue #16)", "",

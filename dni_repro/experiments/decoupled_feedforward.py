@@ -29,15 +29,13 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from dni_repro.data import EpochSampler, load_dataset
-from dni_repro.data.tensors import hold_out_validation
+from dni_repro.data import EpochSampler
 from dni_repro.dni import GradientMessage
-from dni_repro.errors import ConfigError
 from dni_repro.execution.peer import Peer, Tag
 from dni_repro.execution.process_group import Place
 from dni_repro.execution.split import balanced_split, check_split
 from dni_repro.experiments.workers import load_rank_state, start_workers, to_cpu
-from dni_repro.experiments.feedforward_setup import build_network, output_shapes
+from dni_repro.experiments.feedforward_setup import build_network, load_training_data, output_shapes
 from dni_repro.experiments.optim import StepDecaySchedule, build_optimizer
 from dni_repro.models.feedforward import DecoupledStack
 from dni_repro.models.pipeline_stage import PipelineStage
@@ -70,12 +68,7 @@ def run(cfg, run_dir: Path, resume: bool = False, job_label: str = "") -> dict:
 def train(place: Place, cfg, run_dir: Path, device: torch.device, resume: bool, job_label: str) -> None:
     trainer, execution = cfg.trainer, cfg.execution
     seed_everything(cfg.seed)
-    data = hold_out_validation(load_dataset(cfg.dataset, cfg.paths.data_dir), cfg.dataset.val_size,
-                               cfg.dataset.val_seed).to(device)
-    if trainer.batch_size > len(data.train):
-        raise ConfigError(
-            f"trainer.batch_size={trainer.batch_size} exceeds the {len(data.train)} training examples of {data.name}"
-        )
+    data = load_training_data(cfg, device)
     # The whole network from the run's seed, as a local run builds it; this worker keeps its layers.
     net = build_network(cfg.model, cfg.interface, data.input_shape, data.num_classes, trainer.batch_size)
     ranges = layer_ranges(net, cfg)

@@ -4,11 +4,9 @@ from pathlib import Path
 
 import torch
 
-from dni_repro.data import EpochSampler, load_dataset
-from dni_repro.data.tensors import hold_out_validation
-from dni_repro.errors import ConfigError
+from dni_repro.data import EpochSampler
 from dni_repro.runs.session import RunSession
-from dni_repro.experiments.feedforward_setup import build_network
+from dni_repro.experiments.feedforward_setup import build_network, load_training_data
 from dni_repro.models.feedforward import DecoupledStack
 from dni_repro.experiments.optim import StepDecaySchedule, build_optimizer
 from dni_repro.experiments import sg_quality
@@ -31,12 +29,7 @@ def run(cfg, run_dir: Path, resume: bool = False, job_label: str = "") -> dict:
     trainer = cfg.trainer
     device = select_device(cfg.device)
     seed_everything(cfg.seed)
-    data = hold_out_validation(load_dataset(cfg.dataset, cfg.paths.data_dir), cfg.dataset.val_size,
-                               cfg.dataset.val_seed).to(device)
-    if trainer.batch_size > len(data.train):
-        raise ConfigError(
-            f"trainer.batch_size={trainer.batch_size} exceeds the {len(data.train)} training examples of {data.name}"
-        )
+    data = load_training_data(cfg, device)
     net = build_network(cfg.model, cfg.interface, data.input_shape, data.num_classes, trainer.batch_size).to(device)
     optimizer = build_optimizer(cfg.optimizer, net.parameters())
     # Unseeded runs (seed=null) shuffle from torch's own random initial seed.

@@ -5,6 +5,10 @@ Models take plain arguments; this module is where the config's choices become th
 import torch
 from torch import nn
 
+from dni_repro.data import load_dataset
+from dni_repro.data.tensors import Dataset, hold_out_validation
+from dni_repro.errors import ConfigError
+
 from dni_repro.dni import (
     DNI,
     BackpropInterface,
@@ -97,3 +101,14 @@ def build_network(
         inputs = interface_cfg.input_model
         return UnlockedStack(layers, interfaces, num_classes, input_shape, shapes, inputs.hidden_layers, inputs.hidden_width)
     return DecoupledStack(layers, interfaces, num_classes)
+
+
+def load_training_data(cfg, device: torch.device) -> Dataset:
+    """The run's dataset on `device`, with its validation split held out, checked against the batch size."""
+    data = hold_out_validation(load_dataset(cfg.dataset, cfg.paths.data_dir), cfg.dataset.val_size,
+                               cfg.dataset.val_seed).to(device)
+    if cfg.trainer.batch_size > len(data.train):
+        raise ConfigError(
+            f"trainer.batch_size={cfg.trainer.batch_size} exceeds the {len(data.train)} training examples of {data.name}"
+        )
+    return data
