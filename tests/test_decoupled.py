@@ -267,3 +267,22 @@ def test_every_torchrun_rank_names_the_same_run_folder(monkeypatch):
     monkeypatch.delenv(RUN_ID_VARIABLE)
     monkeypatch.setenv("TORCHELASTIC_RUN_ID", "none")  # no rendezvous id: a fresh stamp, as without torchrun
     assert _run_id().count("_") == 2
+
+
+def test_the_failure_line_blames_the_killed_worker_or_the_one_that_hung():
+    from types import SimpleNamespace
+
+    from dni_repro.execution.spawn import PEER_LOST_STATUS, _failure_message
+
+    def workers(*exitcodes):
+        return [SimpleNamespace(exitcode=code) for code in exitcodes]
+
+    # kill -9 of rank 1; rank 0 saw the closed connection (or has not noticed yet).
+    assert _failure_message(workers(PEER_LOST_STATUS, -signal.SIGKILL)) == (
+        "worker rank 1 was killed by SIGKILL; the job is stopped", 1)
+    assert _failure_message(workers(None, -signal.SIGKILL))[0].startswith("worker rank 1 was killed")
+    # rank 1 stopped responding (SIGSTOP, a deadlock): rank 0's wait timed out while rank 1 still runs.
+    assert _failure_message(workers(PEER_LOST_STATUS, None)) == (
+        "worker rank 0 timed out waiting for worker rank 1, which stopped responding; the job is stopped", 1)
+    # bad input or divergence in a worker: it has printed its own line; the job keeps its exit status.
+    assert _failure_message(workers(0, 3)) == ("", 3)

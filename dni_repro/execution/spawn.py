@@ -19,6 +19,7 @@ import traceback
 from typing import Callable, Sequence
 
 import torch
+import torch.distributed
 
 from dni_repro.errors import RunDiverged, UserError, WorkerFailed
 from dni_repro.execution.process_group import Place
@@ -26,7 +27,8 @@ from dni_repro.execution.process_group import Place
 # Exit statuses a worker uses, as train.py does: bad input, divergence, anything else.
 USER_ERROR_STATUS, DIVERGED_STATUS, CRASH_STATUS = 2, 3, 1
 STOPPED_STATUS = 128 + signal.SIGTERM  # stopped by SIGTERM after a checkpoint, as a single-process run exits
-GRACE_S = 5.0
+PEER_LOST_STATUS = 4  # a peer's connection closed or a wait on it timed out
+GRACE_S = 2.0  # for the survivors of a failed job to end of themselves before SIGKILL
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
@@ -54,9 +56,21 @@ def _worker_main(place: Place, threads: int, target: Callable, args: Sequence) -
     except SystemExit:
         raise
     except BaseException as error:  # noqa: BLE001 - one line for the user, the trace for whoever debugs
+        if _lost_a_peer(error):  # a consequence: the parent names the worker that caused it
+            first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            print(f"worker rank {place.rank} lost a peer: {first_line}", file=sys.stderr, flush=True)
+            sys.exit(PEER_LOST_STATUS)
         traceback.print_exc(file=sys.stderr)
         print(f"error: worker rank {place.rank} failed: {type(error).__name__}: {error}", file=sys.stderr, flush=True)
         sys.exit(CRASH_STATUS)
+
+
+def _lost_a_peer(error: BaseException) -> bool:
+    """A closed connection or a timed-out wait in torch.distributed: what a worker sees when a peer dies or hangs."""
+    if isinstance(error, torch.distributed.DistError):
+        return True
+    text = str(error)
+    return isinstance(error, RuntimeError) and any(mark in text for mark in ("gloo", "NCCL", "Connection closed"))
 
 
 def describe_exit(exitcode: int) -> str:
@@ -65,11 +79,21 @@ def describe_exit(exitcode: int) -> str:
     return f"exited with status {exitcode}"
 
 
-def _first_failure(processes: list) -> tuple[int, int]:
-    """The failed worker to blame: one killed by a signal before one that only lost its peer."""
+def _failure_message(processes: list) -> tuple[str, int]:
+    """The one line that names the worker to blame, and the job's exit status: a worker killed by a
+    signal, else one that failed of itself, else (every failed worker only lost a peer) the peers
+    that were still running: hung."""
     failed = [(rank, p.exitcode) for rank, p in enumerate(processes) if p.exitcode not in (None, 0)]
-    killed = [entry for entry in failed if entry[1] < 0]
-    return (killed or failed)[0]
+    causes = [entry for entry in failed if entry[1] < 0] or [entry for entry in failed if entry[1] != PEER_LOST_STATUS]
+    if causes:
+        rank, exitcode = causes[0]
+        if exitcode in (USER_ERROR_STATUS, DIVERGED_STATUS, STOPPED_STATUS):
+            return "", exitcode  # the worker has printed its own line (or, for SIGTERM, how to resume)
+        return f"worker rank {rank} {describe_exit(exitcode)}; the job is stopped", CRASH_STATUS
+    hung = [rank for rank, p in enumerate(processes) if p.exitcode is None]
+    lost = ", ".join(str(rank) for rank, _ in failed)
+    return (f"worker rank {lost} timed out waiting for worker rank {', '.join(map(str, hung)) or '?'}, which "
+            "stopped responding; the job is stopped", CRASH_STATUS)
 
 
 def run_workers(target: Callable, workers: int, args: Sequence = (), threads: int = 1) -> None:
@@ -102,14 +126,11 @@ def run_workers(target: Callable, workers: int, args: Sequence = (), threads: in
             if any(p.exitcode not in (None, 0) for p in processes):
                 break
         if any(p.exitcode not in (None, 0) for p in processes):
-            # Give the others a moment to end of themselves (they see the broken link), then stop them.
-            _stop(processes, signal.SIGTERM, timeout=GRACE_S / 5)
-            rank, exitcode = _first_failure(processes)
-            if exitcode == STOPPED_STATUS:  # SIGTERM: rank 0 has checkpointed and said how to resume
+            # Which workers are still running says who hung, so look before stopping them.
+            message, status = _failure_message(processes)
+            if status == STOPPED_STATUS:  # SIGTERM: rank 0 has checkpointed and said how to resume
                 raise SystemExit(STOPPED_STATUS)
-            if exitcode in (USER_ERROR_STATUS, DIVERGED_STATUS):
-                raise WorkerFailed("", exitcode)  # the worker has printed its own line
-            raise WorkerFailed(f"worker rank {rank} {describe_exit(exitcode)}; the job is stopped", 1)
+            raise WorkerFailed(message, status)
     finally:
         _stop(processes, signal.SIGTERM, timeout=GRACE_S)
         _stop(processes, signal.SIGKILL, timeout=GRACE_S)
