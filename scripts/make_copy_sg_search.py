@@ -56,7 +56,8 @@ def main() -> None:
              "T_task = N (Copy) with error under 0.15 bits.", "", f"Runs: {caption(runs)}", "", header,
              "|" + "---|" * (4 + len(COLUMNS))]
     for run in sorted(runs, key=lambda r: (setting(r), r.config["seed"])):
-        means = late_means(run)
+        # A diverged run's last lines describe the blow-up, not a setting that trained.
+        means = late_means(run) if run.summary["status"] == "completed" else dict.fromkeys(COLUMNS)
         cells = " | ".join("—" if means[key] is None else f"{means[key]:.3g}" for key in COLUMNS)
         lines.append(f"| {setting(run)} | {run.config['seed']} | {run.summary['status']} "
                      f"| {run.summary.get('max_task_length_solved', '—')} | {cells} |")
