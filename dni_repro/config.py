@@ -568,9 +568,9 @@ def _validate_execution(cfg: Any) -> None:
                  "interface=e2e backpropagates through both networks in one graph, so it cannot be split; "
                  "use interface=dni or decoupled_no_dni with execution=distributed")
         return
-    _require(interface.name in (InterfaceName.bprop, InterfaceName.dni, InterfaceName.cdni),
-             f"execution=distributed splits the stack at DNI boundaries (interface=dni or cdni), or runs "
-             f"interface=bprop as pipelined backprop; interface={interface.name.value} cannot be split")
+    _require(interface.name in (InterfaceName.bprop, InterfaceName.dni, InterfaceName.cdni, InterfaceName.no_bprop),
+             f"execution=distributed splits the stack at DNI boundaries (interface=dni or cdni) or cuts "
+             f"(no_bprop), or runs interface=bprop as pipelined backprop; interface={interface.name.value} cannot be split")
     _require(interface.p_update == 1 and not interface.synthetic_inputs,
              "execution=distributed runs every layer every step: use interface.p_update=1 and interface.synthetic_inputs=false")
     _require(cfg.trainer.sg_quality_every == 0,

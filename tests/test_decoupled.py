@@ -56,7 +56,8 @@ def stage_weights_as_local(checkpoint: dict) -> dict:
     return weights
 
 
-@pytest.mark.parametrize("interface,depth", [("dni", 3), ("dni", 4), ("cdni", 3), ("cdni", 4), ("bprop", 4)])
+@pytest.mark.parametrize("interface,depth", [("dni", 3), ("dni", 4), ("cdni", 3), ("cdni", 4), ("bprop", 4),
+                                             ("no_bprop", 3)])
 def test_lock_step_distributed_run_equals_the_local_run(interface, depth, tmp_path):
     run = [f"interface={interface}", f"model.depth={depth}", *SMALL]
     local = run_locally(run, tmp_path / "local")

@@ -30,7 +30,7 @@ import torch
 import torch.distributed as dist
 
 from dni_repro.data import EpochSampler
-from dni_repro.dni import GradientMessage
+from dni_repro.dni import BackpropInterface, GradientMessage
 from dni_repro.execution.peer import Peer, Tag
 from dni_repro.execution.process_group import Place
 from dni_repro.execution.split import balanced_split, check_split
@@ -48,7 +48,9 @@ def layer_ranges(net: DecoupledStack, cfg) -> list[tuple[int, int]]:
     """Each worker's [first, last) layers: the user's `execution.split`, or balanced by parameter count
     (a layer counts with the SG model on its top boundary, which runs with it)."""
     pipelined = cfg.interface.name == InterfaceName.bprop
-    cuttable = [b for b in range(1, len(net.layers)) if pipelined or net.interfaces[b - 1].wants_target]
+    # Any boundary that is not a Bprop link: a DNI, or a cut (No Bprop), across which nothing waits.
+    cuttable = [b for b in range(1, len(net.layers))
+                if pipelined or not isinstance(net.interfaces[b - 1], BackpropInterface)]
     if cfg.execution.split is not None:
         return check_split(list(cfg.execution.split), len(net.layers), cuttable)
     costs = [sum(p.numel() for p in layer.parameters()) for layer in net.layers]
@@ -76,6 +78,9 @@ def train(place: Place, cfg, run_dir: Path, device: torch.device, resume: bool, 
     # The shape of one example of this worker's input.
     in_shape = ([tuple(data.input_shape)] + output_shapes(list(net.layers), tuple(data.input_shape)))[first]
     stage = PipelineStage(net, first, last).to(device)
+    # Whether the interface below this worker's input (on the previous worker) wants its gradient back.
+    input_wants_target = first > 0 and net.interfaces[first - 1].wants_target
+    top_wants_target = stage.top_interface is not None and stage.top_interface.wants_target
     del net
     optimizer = build_optimizer(cfg.optimizer, stage.parameters())
     sampler_seed = cfg.seed if cfg.seed is not None else torch.initial_seed()
@@ -113,15 +118,15 @@ def train(place: Place, cfg, run_dir: Path, device: torch.device, resume: bool, 
         return losses
 
     def decoupled_step(inputs, labels):
-        step_result = stage.train_forward(inputs, labels, input_wants_target=not place.is_first,
+        step_result = stage.train_forward(inputs, labels, input_wants_target=input_wants_target,
                                           keep_top_prediction=staleness == 0)
         if above is not None:
             above.send(step_result.message.activation, Tag.activation)
             above.send(labels, Tag.labels)
-        if below is not None:
+        if input_wants_target:
             below.send(step_result.inputs.grad, Tag.gradient)
         sg_losses = list(step_result.sg_losses)
-        if above is not None:
+        if top_wants_target:
             waiting.append(step_result.message)
             # A checkpoint's step collects every target, so that nothing is owed across a checkpoint.
             next_step = step + 1
