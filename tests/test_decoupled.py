@@ -196,7 +196,7 @@ def test_train_py_reports_a_failed_worker_in_one_line_with_a_non_zero_exit(tmp_p
 
 
 def test_a_distributed_run_killed_and_resumed_ends_like_one_left_alone(tmp_path):
-    run = [*LONG_RUN, "trainer.max_steps=120", "trainer.eval_every=40"]
+    run = [*LONG_RUN, "trainer.max_steps=60", "trainer.eval_every=20"]
     uninterrupted = run_locally(run, tmp_path / "whole")  # lock-step equals local, and a local run is cheaper
     killer = RankKiller(tmp_path / "killed", os.getpid(), rank=0)
     killer.start()
@@ -205,7 +205,7 @@ def test_a_distributed_run_killed_and_resumed_ends_like_one_left_alone(tmp_path)
     killer.join()
     if (tmp_path / "killed" / "summary.json").exists():
         pytest.skip("the run finished before it could be killed")
-    assert load_checkpoint(tmp_path / "killed")["step"] < 120
+    assert load_checkpoint(tmp_path / "killed")["step"] < 60
     resumed = run_in_process([], tmp_path / "killed", resume=True)
     assert resumed["status"] == "completed" and resumed["test_error"] == uninterrupted["test_error"]
     assert metrics_lines(tmp_path / "killed") == metrics_lines(tmp_path / "whole")
