@@ -40,7 +40,7 @@ from dni_repro.experiments.optim import StepDecaySchedule, build_optimizer
 from dni_repro.models.feedforward import DecoupledStack
 from dni_repro.models.pipeline_stage import PipelineStage
 from dni_repro.names import InterfaceName
-from dni_repro.runs.runtime import TerminationRequest, rng_state, seed_everything
+from dni_repro.runs.runtime import TerminationRequest, restore_rng_state, rng_state, seed_everything
 from dni_repro.runs.session import RunSession
 
 
@@ -96,6 +96,7 @@ def train(place: Place, cfg, run_dir: Path, device: torch.device, resume: bool, 
     parts = [list(r) for r in ranges]
     step, mine = load_rank_state(run_dir, place, parts) if resume else (0, None)
     if mine is not None:
+        restore_rng_state(mine["rng"], device)
         stage.load_state_dict(mine["stage"])
         optimizer.load_state_dict(mine["optimizer"])
         if sampler is not None:
