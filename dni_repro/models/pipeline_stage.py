@@ -41,8 +41,8 @@ class PipelineStage(nn.Module):
         # The interface after each of this stage's layers, the classifier excepted.
         self.interfaces = nn.ModuleList(list(stack.interfaces)[first:min(last, count - 1)])
         self.num_classes = stack.num_classes
-        self.needs_context = any(interface.conditioned for interface in self.interfaces) or (
-            first > 0 and stack.interfaces[first - 1].conditioned)
+        # Only this stage's own interfaces read the label (cDNI); the one below its input lives upstream.
+        self.needs_context = any(interface.conditioned for interface in self.interfaces)
 
     @property
     def top_interface(self) -> Optional[Interface]:
