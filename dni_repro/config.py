@@ -233,6 +233,9 @@ class RecurrentInterfaceConfig(InterfaceConfig):
     sg_target: SGTarget = SGTarget.consumed
     # Bound on each example's target norm (0: none), against a bootstrap that feeds on itself.
     sg_target_clip: float = 0.0
+    # Copy / Repeat Copy with dni/dni_aux: no gradient, true or synthetic, crosses an episode's end, so the
+    # SG consumed after it and M's target at a boundary where an episode ends are zero.
+    sg_episode_reset: bool = False
 
 
 @dataclass
@@ -591,6 +594,9 @@ def _validate_recurrent(cfg: Any) -> None:
     )
     _require(interface.sg_scale >= 0, f"interface.sg_scale must be >= 0, got {interface.sg_scale}")
     _require(interface.sg_target_clip >= 0, f"interface.sg_target_clip must be >= 0 (0: off), got {interface.sg_target_clip}")
+    _require(not interface.sg_episode_reset or (cfg.task == Task.copy and interface.name != InterfaceName.bptt),
+             "interface.sg_episode_reset needs episodes and a synthetic gradient: use it with dataset=copy or repeat_copy "
+             "and interface=dni or dni_aux")
     sg_lr = cfg.optimizer.sg_lr
     _require(sg_lr is None or sg_lr > 0, f"optimizer.sg_lr must be > 0 or null (null: optimizer.lr), got {sg_lr}")
     _require(trainer.bptt_length >= 1, f"trainer.bptt_length must be >= 1, got {trainer.bptt_length}")

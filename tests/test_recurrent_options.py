@@ -85,6 +85,44 @@ def test_target_clip_bounds_each_examples_target_norm():
     torch.testing.assert_close(results[1] / results[1].norm(dim=1, keepdim=True), results[0] / norms[:, None])
 
 
+def test_no_gradient_crosses_an_episodes_end_inside_a_chunk():
+    net = make_net("dni", sg_scale=0.1, sg_target="unscaled")
+    symbols, targets = sequence(6)
+    _, state = net.train_chunk(symbols[:3], targets[:3], None, double_state(net))
+    future = torch.randn(BATCH, 2 * UNITS, dtype=torch.double, generator=torch.Generator().manual_seed(3))
+    net.synthetic_gradient = OracleGradient(future)
+    ends = torch.zeros(3, BATCH, dtype=torch.bool)
+    ends[1, 0] = True  # stream 0's episode ends at the chunk's second step
+    result, next_state = net.train_chunk(symbols[3:], targets[3:], None, state, ends)
+    full = boundary_objective(net, symbols[3:], targets[3:], state, future, 1.0)
+    h0, c0 = state.h.clone().requires_grad_(), state.c.clone().requires_grad_()
+    up_to_the_end = torch.cat(torch.autograd.grad(chunk_loss(net, symbols[3:5], targets[3:5], h0, c0)[0], (h0, c0)), dim=1)
+    torch.testing.assert_close(result.sg_target[0], up_to_the_end[0])
+    torch.testing.assert_close(result.sg_target[1:], full[1:])
+    _, unmarked = net.train_chunk(symbols[3:], targets[3:], None, state)
+    torch.testing.assert_close(next_state.h, unmarked.h)  # the state itself passes on unchanged
+    assert not next_state.at_episode_end.any()
+
+
+def test_the_target_at_a_boundary_where_an_episode_ended_is_zero():
+    net = make_net("dni_aux", sg_input="hc")
+    symbols, targets = sequence(6)
+    ends = torch.zeros(3, BATCH, dtype=torch.bool)
+    ends[-1, 1] = True  # stream 1's episode ends exactly at the boundary
+    _, state = net.train_chunk(symbols[:3], targets[:3], None, double_state(net), ends)
+    assert state.at_episode_end.tolist() == [False, True] + [False] * (BATCH - 2)
+    result, _ = net.train_chunk(symbols[3:], targets[3:], None, state, torch.zeros(3, BATCH, dtype=torch.bool))
+    assert result.sg_target[1].abs().sum() == 0
+    assert (result.sg_target[[0, *range(2, BATCH)]].abs().sum(dim=1) > 0).all()
+
+
+def test_episode_reset_needs_episodes_and_a_synthetic_gradient():
+    validate(compose_config(["experiment=table2_repeat_copy", "interface=dni", "interface.sg_episode_reset=true"]))
+    for overrides in (["experiment=table2_copy", "interface=bptt"], ["experiment=table2_lm", "interface=dni_aux"]):
+        with pytest.raises(ConfigError, match="sg_episode_reset needs episodes"):
+            validate(compose_config(overrides + ["interface.sg_episode_reset=true"]))
+
+
 def test_a_blown_up_target_is_divergence():
     assert divergence(1.0, {"train/sg_target_norm2": 3.0}) == ""
     assert "SG target" in divergence(1.0, {"train/sg_target_norm2": 10 * SG_TARGET_NORM2_LIMIT})
@@ -125,7 +163,7 @@ def test_fresh_sg_adds_nothing_and_a_memoryless_lstm_needs_no_longer_window():
 
 
 OPTIONS = ["experiment=table2_copy", "interface=dni_aux", "interface.sg_input=hc", "interface.sg_target=unscaled",
-           "interface.sg_target_clip=5", "optimizer.sg_lr=3e-4", "model.width=16", "trainer.max_steps=12",
+           "interface.sg_target_clip=5", "interface.sg_episode_reset=true", "optimizer.sg_lr=3e-4", "model.width=16", "trainer.max_steps=12",
            "trainer.checkpoint_every=4", "trainer.log_every=2", "trainer.grad_alignment_every=6"]
 
 

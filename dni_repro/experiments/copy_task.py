@@ -57,6 +57,8 @@ def run(cfg, run_dir: Path, resume: bool = False, job_label: str = "") -> dict:
     max_steps, batch_size, unroll = trainer.max_steps, trainer.batch_size, trainer.bptt_length
     log_every, checkpoint_every = trainer.log_every, trainer.checkpoint_every
     alignment_every = trainer.grad_alignment_every
+    # An episode ends at its STOP output, the only step with that target.
+    reset_at_episode_ends = cfg.interface.sg_episode_reset
     status, diverged_because = "failed", ""
     try:
         net.train()
@@ -68,7 +70,8 @@ def run(cfg, run_dir: Path, resume: bool = False, job_label: str = "") -> dict:
             inputs, targets, weights = stream.next_chunk(unroll)
             alignment.push(inputs, targets, weights, state)
             optimizer.zero_grad(set_to_none=True)
-            result, state = net.train_chunk(inputs, targets, weights, state)
+            episode_ends = targets == vocab.stop_out if reset_at_episode_ends else None
+            result, state = net.train_chunk(inputs, targets, weights, state, episode_ends)
             optimizer.step()
             step += 1
             # The curriculum needs this step's error now: one device sync per step.

@@ -11,7 +11,10 @@ stream in the batch and leaves the gradients in `.grad` for the optimizer:
   the target holds the SG as consumed (sg_scale * M), so each chunk further ahead
   is discounted by sg_scale once more; with `sg_target=unscaled` it holds M itself
   (the sum of future gradients of eq. 3), and sg_scale applies only where the
-  LSTM consumes the SG. M reads h, or h and c (`sg_input`).
+  LSTM consumes the SG. M reads h, or h and c (`sg_input`). Given where the
+  episodes of an episodic stream end (`episode_ends`), no gradient crosses an
+  episode's end: the SG consumed after it, and the bootstrapped target at a
+  boundary that is an episode's end, are zero.
 * `dni_aux`: `dni` plus the future-SG auxiliary task of Fig. 3(b): an extra head
   reads the LSTM output at the previous boundary and predicts M(h_T), the
   synthetic gradient T steps ahead.
@@ -65,6 +68,8 @@ class StreamState:
     last_symbols: Optional[torch.Tensor] = None
     h_before: Optional[torch.Tensor] = None
     c_before: Optional[torch.Tensor] = None
+    # (B,) whether an episode ended at that last step (only when the loop passes episode ends)
+    at_episode_end: Optional[torch.Tensor] = None
 
     def state_dict(self) -> dict:
         return dict(self.__dict__)
@@ -177,9 +182,14 @@ class RecurrentNetwork(nn.Module):
         return StreamState(h, c)
 
     def train_chunk(
-        self, symbols: torch.Tensor, targets: torch.Tensor, weights: Optional[torch.Tensor], state: StreamState
+        self, symbols: torch.Tensor, targets: torch.Tensor, weights: Optional[torch.Tensor], state: StreamState,
+        episode_ends: Optional[torch.Tensor] = None,
     ) -> tuple[ChunkResult, StreamState]:
         """Forward and backward over (T, B) symbols; `weights` (T, B) masks steps out of the task loss.
+
+        `episode_ends` (T, B), if given, marks the steps at which a stream's episode ends. The state
+        passes on from such a step, but no gradient flows back through it: the tasks' episodes are
+        independent, so what follows an episode cannot tell its state anything.
 
         The task loss is summed over time and averaged over the batch, so
         per-example gradients, and hence the SG targets, do not depend on B.
@@ -194,6 +204,9 @@ class RecurrentNetwork(nn.Module):
             h_before, c_before = h, c
             h, c = self.core.step(projected[t], h, c)
             outputs.append(h)
+            if episode_ends is not None:
+                ended = episode_ends[t].unsqueeze(1)
+                h, c = torch.where(ended, h.detach(), h), torch.where(ended, c.detach(), c)
         logits = self.readout(torch.stack(outputs))
         losses = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction="none").view(steps, batch)
         if weights is not None:
@@ -212,7 +225,9 @@ class RecurrentNetwork(nn.Module):
             injected = (predicted_end[:, : self.units] * h).sum() + (predicted_end[:, self.units :] * c).sum()
             if self.sg_target == SGTarget.unscaled and self.sg_scale != 1:
                 # M's own contribution at the chunk's start, before the backward pass frees the graph.
-                unscaled_part = torch.cat(torch.autograd.grad(injected, (h0, c0), retain_graph=True), dim=1)
+                # (Zero where no path is left: every stream's episode ended inside the chunk.)
+                unscaled_part = torch.cat(
+                    torch.autograd.grad(injected, (h0, c0), retain_graph=True, materialize_grads=True), dim=1)
             objective = objective + self.sg_scale * injected
 
         (objective / batch).backward()
@@ -224,6 +239,8 @@ class RecurrentNetwork(nn.Module):
             target = torch.cat([h0.grad, c0.grad], dim=1) * batch
             if unscaled_part is not None:  # from sg_scale x M at the end to M itself
                 target = target + (1 - self.sg_scale) * unscaled_part
+            if state.at_episode_end is not None:  # a new episode began here: nothing after depends on the old one
+                target = target.masked_fill(state.at_episode_end.unsqueeze(1), 0.0)
             if self.sg_target_clip > 0:
                 norms = target.norm(dim=1, keepdim=True)
                 target = target * (self.sg_target_clip / norms.clamp(min=self.sg_target_clip))
@@ -237,7 +254,8 @@ class RecurrentNetwork(nn.Module):
             (self.sg_loss_weight * extra_loss).backward()
 
         next_state = StreamState(
-            h.detach(), c.detach(), symbols[-1].clone(), h_before.detach(), c_before.detach()
+            h.detach(), c.detach(), symbols[-1].clone(), h_before.detach(), c_before.detach(),
+            episode_ends[-1].clone() if episode_ends is not None else None,
         )
         return result, next_state
 
