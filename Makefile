@@ -14,7 +14,7 @@ DEMO_DIR := logs/demo/multiruns/$(shell date +%Y-%m-%d_%H-%M-%S)_$(shell od -An 
 	ff-studies fig5 fig9 fig12 stale-baseline deep-cdni clean-logs \
 	table2 table2-copy table2-repeat-copy table2-lm table2-report fig7 bench-rnn bench-decoupled gpu-check fig8 fig8-report \
 	czarnecki czarnecki-interfaces czarnecki-interfaces-report czarnecki-mnist czarnecki-mnist-report \
-	czarnecki-convergence czarnecki-loss-approximation search-sg search-sg-report copy-sg-search copy-sg-search2
+	czarnecki-convergence czarnecki-loss-approximation search-sg search-sg-report copy-sg-search copy-sg-search2 copy-sg-search4
 
 help:
 	@echo "make demo     set up, train Bprop/DNI/cDNI on the embedded MNIST digits, print a table, plot curves"
@@ -29,6 +29,7 @@ help:
 	@echo "make ff-studies      all five above"
 	@echo "make table2   Copy, Repeat Copy and char-LM rows, bptt/dni/dni_aux x T (PROFILE, LM_DATA), then results/table2.md"
 	@echo "make fig7     curriculum progress and BPC curves vs samples and wall time from the table2 runs (results/fig7_*)"
+	@echo "make copy-sg-search, copy-sg-search2, copy-sg-search4  issue #15's stages of the recurrent SG search on Copy at T=3 (results/copy_sg_search*.md)"
 	@echo "make bench-rnn  step time of recurrent dni and dni_aux vs truncated BPTT"
 	@echo "make bench-decoupled  MNIST FCN cDNI/DNI: 1 process vs WORKERS workers vs pipelined Bprop (results/bench_decoupled.*)"
 	@echo "make gpu-check  on a GPU machine: CUDA steps of every task and the decoupled benchmark (results/gpu_check.md)"
@@ -246,3 +247,12 @@ copy-sg-search2: install
 	OMP_NUM_THREADS=1 $(PY) train.py -m $(COPY_SEARCH2) experiment_name=copy_sg_search3 interface=dni_aux interface.sg_input=h,hc interface.sg_target=consumed,unscaled $(ARGS)
 	$(PY) scripts/make_copy_sg_search.py --logs logs/copy_sg_search2 --out results/copy_sg_search2.md --title "Copy at T=3, no peepholes: DNI vs DNI+Aux, sg_scale 0.1 and 1 (issue #15, stage 2)"
 	$(PY) scripts/make_copy_sg_search.py --logs logs/copy_sg_search3 --out results/copy_sg_search3.md --title "Copy at T=3, no peepholes: DNI+Aux by what M reads and its target, with the explained share by phase (issue #15, stage 3)"
+
+# Stage 4, from the quick profile's choice (DNI+Aux reading (h, c), no peepholes), 10k steps: episode-end
+# reset, and the SG model's own learning rate 10x below and 3x above the LSTM's.
+COPY_SEARCH4 := experiment=table2_copy experiment_name=copy_sg_search4 interface=dni_aux trainer.bptt_length=3 trainer.max_steps=10000 seed=0,1 launcher=local_parallel logger=none
+
+copy-sg-search4: install
+	OMP_NUM_THREADS=1 $(PY) train.py -m $(COPY_SEARCH4) interface.sg_episode_reset=true $(ARGS)
+	OMP_NUM_THREADS=1 $(PY) train.py -m $(COPY_SEARCH4) optimizer.sg_lr=1e-4,3e-3 $(ARGS)
+	$(PY) scripts/make_copy_sg_search.py --logs logs/copy_sg_search4 --out results/copy_sg_search4.md --title "Copy at T=3, the quick profile's DNI+Aux: episode-end reset and the SG model's learning rate (issue #15, stage 4)"

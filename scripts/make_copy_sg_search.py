@@ -25,8 +25,14 @@ def setting(run) -> str:
     unroll = f"T={config['trainer']['bptt_length']}"
     if interface["name"] == "bptt":
         return f"bptt, {unroll}, peepholes={peepholes}"
-    return (f"{interface['name']}, {unroll}, sg_input={interface['sg_input']}, sg_target={interface['sg_target']}, "
-            f"sg_scale={interface['sg_scale']}, peepholes={peepholes}")
+    described = (f"{interface['name']}, {unroll}, sg_input={interface['sg_input']}, sg_target={interface['sg_target']}, "
+                 f"sg_scale={interface['sg_scale']}, peepholes={peepholes}")
+    # Options a later stage added, named only where a run sets them.
+    if interface.get("sg_episode_reset"):
+        described += ", sg_episode_reset=True"
+    if config["optimizer"].get("sg_lr") is not None:
+        described += f", sg_lr={config['optimizer']['sg_lr']:g}"
+    return described
 
 
 def late_means(run) -> dict:
