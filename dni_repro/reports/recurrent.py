@@ -46,11 +46,16 @@ def results_of(runs: list[FinishedRun], row: str) -> str:
 def training_setup(runs: list[FinishedRun]) -> str:
     """The settings the quick profile scales down, so a row says what it was trained with."""
 
-    def values(read) -> str:
-        return ", ".join(sorted({str(read(run.config)) for run in runs}))
+    def values(read, among=runs) -> str:
+        return ", ".join(sorted({str(read(run.config)) for run in among}))
 
-    return (f"LSTM units: {values(lambda c: c['model']['width'])}; batch: {values(lambda c: c['trainer']['batch_size'])}; "
-            f"Adam lr: {values(lambda c: c['optimizer']['lr'])}")
+    setup = (f"LSTM units: {values(lambda c: c['model']['width'])}; batch: {values(lambda c: c['trainer']['batch_size'])}; "
+             f"Adam lr: {values(lambda c: c['optimizer']['lr'])}; peepholes: {values(lambda c: c['model']['peepholes'])}")
+    sg_runs = [run for run in runs if run.config["interface"]["name"] != "bptt"]
+    if sg_runs:  # the SG options issue #15 added, as the DNI columns used them
+        setup += (f"; M reads: {values(lambda c: c['interface']['sg_input'], sg_runs)}; "
+                  f"M's target: {values(lambda c: c['interface']['sg_target'], sg_runs)}")
+    return setup
 
 
 def corpus_name(runs: list[FinishedRun]) -> str:
