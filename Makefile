@@ -168,7 +168,7 @@ table2-report: install
 table2: table2-copy table2-repeat-copy table2-lm table2-report
 
 fig7: install
-	$(PY) scripts/make_fig7.py --logs logs --out-dir results
+	$(PY) scripts/make_fig7.py --logs logs --out-dir results $(if $(wildcard logs/lm_long),--long-runs logs/lm_long)
 
 # Fig. 8 (section 3.3, appendix A.4): the three regimes of the two-network system on
 # the MNIST digit stream, T=4. FIG8_SEEDS=0,1 adds a seed; ARGS=launcher=local_parallel

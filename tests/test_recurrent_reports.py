@@ -55,6 +55,16 @@ def test_fig7_reports_time_to_target_and_writes_both_figures(logs, tmp_path):
     assert (tmp_path / "curriculum.png").stat().st_size > 10_000 and (tmp_path / "bpc.png").stat().st_size > 10_000
 
 
+def test_longer_runs_each_get_a_time_to_target_section_against_bptt_t20(logs, tmp_path):
+    from scripts.make_fig7 import long_run_sections
+
+    sections = long_run_sections(load_runs(logs), logs / "table2_lm")
+    assert "# Longer run: dni_aux T=5 for 6 steps" in sections and "Longer run: bptt" not in sections
+    assert "| dni_aux T=5 |" in sections and "| bptt T=20 |" in sections
+    with pytest.raises(SystemExit, match="no completed language-model runs"):
+        long_run_sections(load_runs(logs), tmp_path)
+
+
 def test_report_scripts_fail_clearly_without_runs(tmp_path):
     for script in ("make_table2.py", "make_fig7.py"):
         result = subprocess.run([sys.executable, f"scripts/{script}", "--logs", str(tmp_path)], cwd=REPO_ROOT,
