@@ -12,7 +12,7 @@ DEMO_DIR := logs/demo/multiruns/$(shell date +%Y-%m-%d_%H-%M-%S)_$(shell od -An 
 
 .PHONY: help install demo test bench table1 table1-mnist-fcn table1-mnist-cnn table1-cifar10-fcn table1-cifar10-cnn table1-report \
 	ff-studies fig5 fig9 fig12 stale-baseline deep-cdni clean-logs \
-	table2 table2-copy table2-repeat-copy table2-lm table2-report fig7 bench-rnn bench-decoupled gpu-check fig8 fig8-report \
+	table2 table2-copy table2-repeat-copy table2-lm table2-report lm-long fig7 bench-rnn bench-decoupled gpu-check fig8 fig8-report \
 	czarnecki czarnecki-interfaces czarnecki-interfaces-report czarnecki-mnist czarnecki-mnist-report \
 	czarnecki-convergence czarnecki-loss-approximation search-sg search-sg-report copy-sg-search copy-sg-search2 copy-sg-search4
 
@@ -28,6 +28,7 @@ help:
 	@echo "make deep-cdni       21-layer FCN, cDNI vs Bprop (results/deep_cdni.*)"
 	@echo "make ff-studies      all five above"
 	@echo "make table2   Copy, Repeat Copy and char-LM rows, bptt/dni/dni_aux x T (PROFILE, LM_DATA), then results/table2.md"
+	@echo "make lm-long  BPTT and DNI+Aux at T=5 for 40k steps, to BPTT T=20's characters (logs/lm_long, read by make fig7)"
 	@echo "make fig7     curriculum progress and BPC curves vs samples and wall time from the table2 runs (results/fig7_*)"
 	@echo "make copy-sg-search, copy-sg-search2, copy-sg-search4  issue #15's stages of the recurrent SG search on Copy at T=3 (results/copy_sg_search*.md)"
 	@echo "make bench-rnn  step time of recurrent dni and dni_aux vs truncated BPTT"
@@ -166,6 +167,11 @@ table2-report: install
 	$(PY) scripts/make_table2.py --logs logs --out results/table2.md
 
 table2: table2-copy table2-repeat-copy table2-lm table2-report
+
+# The time-to-target check run to BPTT T=20's characters: BPTT and DNI+Aux at T=5 for 40k steps (logs/lm_long,
+# which `make fig7` then reads).
+lm-long: install
+	$(PY) train.py -m experiment=table2_lm $(LM_DATASET) experiment_name=lm_long interface=bptt,dni_aux trainer.bptt_length=5 trainer.max_steps=40000 $(ARGS)
 
 fig7: install
 	$(PY) scripts/make_fig7.py --logs logs --out-dir results $(if $(wildcard logs/lm_long),--long-runs logs/lm_long)
