@@ -164,7 +164,7 @@ table2-lm: install $(if $(filter text,$(LM_DATA)),$(LM_TEXT))
 	$(PY) train.py -m experiment=table2_lm $(LM_DATASET) profile=$(PROFILE) interface=bptt trainer.bptt_length=$(LM_BPTT_T) $(ARGS)
 
 table2-report: install
-	$(PY) scripts/make_table2.py --logs logs --out results/table2.md
+	$(PY) scripts/make_table2.py --logs logs --out results/table2.md --keep-from results/table2.md
 
 table2: table2-copy table2-repeat-copy table2-lm table2-report
 

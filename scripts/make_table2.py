@@ -1,6 +1,10 @@
 """Write results/table2.md from the Copy, Repeat Copy and language-model run folders.
 
-Usage: python scripts/make_table2.py [--logs logs] [--out results/table2.md]
+Usage: python scripts/make_table2.py [--logs logs] [--out results/table2.md] [--keep-from FILE]
+
+With --keep-from (an earlier table2.md), every run that table lists stays in, rebuilt from its
+provenance line, unless a newer run folder of the same setting and seed replaces it: a fresh
+checkout has no logs/, and rerunning some settings must not blank the others.
 """
 import argparse
 import sys
@@ -8,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dni_repro.reports.recurrent import row_of, table2_markdown  # noqa: E402
+from dni_repro.reports.recurrent import row_of, runs_kept_in, table2_markdown  # noqa: E402
 from dni_repro.reports.figures import load_runs  # noqa: E402
 
 FOLDERS = ("table2_copy", "table2_repeat_copy", "table2_lm")
@@ -23,8 +27,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--logs", type=Path, default=Path("logs"))
     parser.add_argument("--out", type=Path, default=Path("results/table2.md"))
+    parser.add_argument("--keep-from", type=Path, default=None,
+                        help="an earlier table2.md whose runs stay in unless a newer folder replaces them")
     args = parser.parse_args()
     runs = table2_runs(args.logs)
+    if args.keep_from is not None:
+        if not args.keep_from.is_file():
+            sys.exit(f"error: --keep-from {args.keep_from} is not a file; name an earlier results/table2.md")
+        runs += runs_kept_in(args.keep_from.read_text())
     if not runs:
         sys.exit(f"error: no completed runs under {args.logs}/{{{','.join(FOLDERS)}}}; run `make table2` first")
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -5,7 +5,7 @@ import sys
 import pytest
 
 from dni_repro.config import REPO_ROOT
-from dni_repro.reports.recurrent import fig7_reports, table2_markdown
+from dni_repro.reports.recurrent import fig7_reports, runs_kept_in, table2_markdown
 from dni_repro.reports.figures import load_runs
 from tests.conftest import CLI_ENV, run_in_process
 from tests.fake_datasets import write_ptb_char
@@ -70,6 +70,9 @@ def test_report_scripts_fail_clearly_without_runs(tmp_path):
         result = subprocess.run([sys.executable, f"scripts/{script}", "--logs", str(tmp_path)], cwd=REPO_ROOT,
                                 env=CLI_ENV, capture_output=True, text=True)
         assert result.returncode == 1 and "make table2" in result.stderr
+    missing = subprocess.run([sys.executable, "scripts/make_table2.py", "--logs", str(tmp_path), "--keep-from",
+                              str(tmp_path / "table2.md")], cwd=REPO_ROOT, env=CLI_ENV, capture_output=True, text=True)
+    assert missing.returncode == 1 and "--keep-from" in missing.stderr and "is not a file" in missing.stderr
 
 
 def test_table2_shows_every_seed_of_a_setting(logs, tmp_path):
@@ -82,3 +85,25 @@ def test_table2_shows_every_seed_of_a_setting(logs, tmp_path):
     markdown = table2_markdown(runs)
     mean = sum(value for _, value in solved) / 2
     assert f"| {mean:.1f} ({solved[0][1]}, {solved[1][1]}) | 39 |" in markdown
+
+
+def test_an_earlier_table_keeps_its_runs_until_newer_folders_replace_them(logs):
+    runs = load_runs(logs)
+    table = table2_markdown(runs)
+    assert table2_markdown(runs_kept_in(table)) == table  # what the table prints is enough to rebuild it
+
+    # An earlier table: the same settings, older and with other results, plus a Copy run only it has.
+    earlier_lines = table.splitlines()
+    for i, line in enumerate(earlier_lines):
+        if line.startswith("| repeat_copy |") or line.startswith("| lm |"):
+            cells = line.split("|")
+            cells[5], cells[9] = " 99 ", " 2000-01-01T00:00:00+00:00 "
+            earlier_lines[i] = "|".join(cells)
+    earlier_lines.append("| copy | dni | 3 | 0 | 11 | quick | 30000 | cpu (1 thread) | 2000-01-02T00:00:00+00:00 "
+                         "| abc123 | runs/kept_copy |")
+    merged = table2_markdown(runs + runs_kept_in("\n".join(earlier_lines)))
+    assert "2000-01-01" not in merged and "| 99 |" not in merged  # every older run of a setting the folders have was replaced
+    assert "| copy | dni | 3 | 0 | 11 | quick | 30000 |" in merged and "runs/kept_copy" in merged
+    assert "| 3 | — | 8 | 11 | 14 | — | 17 |" in merged
+    for row in ("## Repeat Copy", "## Character language model"):  # the rows the folders have are unchanged
+        assert merged.split(row)[1].split("## ")[0] == table.split(row)[1].split("## ")[0]

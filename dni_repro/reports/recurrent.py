@@ -101,6 +101,52 @@ def table2_markdown(runs: list[FinishedRun]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _setup_fields(runs_line: str) -> dict:
+    """'Runs: dataset: copy; profile: quick; ...' -> {'dataset': 'copy', 'profile': 'quick', ...}."""
+    fields = runs_line.removeprefix("Runs: ").split("; ")
+    return dict(field.split(": ", 1) for field in fields if ": " in field)
+
+
+def runs_kept_in(table: str) -> list[FinishedRun]:
+    """The runs an earlier table2.md lists in its provenance, rebuilt from its lines.
+
+    A fresh checkout has no `logs/`, so regenerating the table after rerunning some settings
+    would blank every other one. Each rebuilt run carries what the table printed of it (its
+    result, provenance line and row setup), which is all `table2_markdown` reads; a run
+    folder of the same setting and seed that is newer replaces it (`seeds_per`).
+    """
+    setups, corpora, kept, row = {}, {}, [], None
+    for line in table.splitlines():
+        if line.startswith("## "):
+            row = next((key for key, title in ROWS.items() if line[3:].startswith(title)), None)
+            if "(corpus: " in line:
+                corpora[row] = line.split("(corpus: ", 1)[1].rstrip(")")
+        elif line.startswith("Runs: ") and row is not None:
+            setups[row] = _setup_fields(line)
+        elif line.startswith("| ") and row is None and line.split("|")[1].strip() in ROWS:
+            cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+            name, interface, unroll, seed, result, profile, steps, device, date, commit, folder = cells
+            setup = setups.get(name, {})
+            config = {
+                "dataset": {"name": setup.get("dataset", name)},
+                "interface": {"name": interface, "sg_input": setup.get("M reads"), "sg_target": setup.get("M's target")},
+                "trainer": {"bptt_length": int(unroll), "batch_size": setup.get("batch")},
+                "model": {"width": setup.get("LSTM units"), "peepholes": setup.get("peepholes")},
+                "optimizer": {"lr": setup.get("Adam lr")},
+                "seed": int(seed),
+            }
+            summary = {"config": config, "steps": int(steps),
+                       "provenance": {"seed": int(seed), "profile": profile, "device": device, "date": date,
+                                      "git_commit": commit}}
+            if name == "lm":
+                summary["test_bpc"] = float(result)
+                summary["corpus"] = {"name": corpora.get("lm", "—")}
+            else:
+                summary["max_task_length_solved"] = int(result)
+            kept.append(FinishedRun(Path(folder), summary))
+    return kept
+
+
 def lowest_seed_runs(runs: list[FinishedRun]) -> dict:
     """(row, interface, T) -> the run of the lowest seed: curves and the time-to-target use one seed."""
     return {key: group[0] for key, group in seeds_per(runs, setting).items()}
