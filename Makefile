@@ -12,7 +12,7 @@ DEMO_DIR := logs/demo/multiruns/$(shell date +%Y-%m-%d_%H-%M-%S)_$(shell od -An 
 
 .PHONY: help install demo test bench table1 table1-mnist-fcn table1-mnist-cnn table1-cifar10-fcn table1-cifar10-cnn table1-report \
 	ff-studies fig5 fig9 fig12 stale-baseline deep-cdni clean-logs \
-	table2 table2-copy table2-repeat-copy table2-lm table2-report lm-long fig7 bench-rnn bench-decoupled gpu-check fig8 fig8-report \
+	table2 table2-copy table2-repeat-copy table2-lm table2-report table2-diagnostics lm-long fig7 bench-rnn bench-decoupled gpu-check fig8 fig8-report \
 	czarnecki czarnecki-interfaces czarnecki-interfaces-report czarnecki-mnist czarnecki-mnist-report \
 	czarnecki-convergence czarnecki-loss-approximation search-sg search-sg-report copy-sg-search copy-sg-search2 copy-sg-search4
 
@@ -28,6 +28,7 @@ help:
 	@echo "make deep-cdni       21-layer FCN, cDNI vs Bprop (results/deep_cdni.*)"
 	@echo "make ff-studies      all five above"
 	@echo "make table2   Copy, Repeat Copy and char-LM rows, bptt/dni/dni_aux x T (PROFILE, LM_DATA), then results/table2.md"
+	@echo "make table2-diagnostics  per-run SG diagnostics of the Copy and Repeat Copy rows (results/table2_*_diagnostics.md)"
 	@echo "make lm-long  BPTT and DNI+Aux at T=5 for 40k steps, to BPTT T=20's characters (logs/lm_long, read by make fig7)"
 	@echo "make fig7     curriculum progress and BPC curves vs samples and wall time from the table2 runs (results/fig7_*)"
 	@echo "make copy-sg-search, copy-sg-search2, copy-sg-search4  issue #15's stages of the recurrent SG search on Copy at T=3 (results/copy_sg_search*.md)"
@@ -165,6 +166,13 @@ table2-lm: install $(if $(filter text,$(LM_DATA)),$(LM_TEXT))
 
 table2-report: install
 	$(PY) scripts/make_table2.py --logs logs --out results/table2.md --keep-from results/table2.md
+
+# Per run of the copy rows: the SG diagnostics over the second half (explained share, M's cosine and
+# norm ratio to its target, gradient cosines against 4T BPTT), for the rows whose folders are here.
+table2-diagnostics: install
+	@for row in copy repeat_copy; do if [ -d logs/table2_$$row ]; then \
+	  $(PY) scripts/make_copy_sg_search.py --logs logs/table2_$$row --out results/table2_$${row}_diagnostics.md \
+	    --title "Table 2, $$row row: the SG diagnostics of each run" || exit 1; fi; done
 
 table2: table2-copy table2-repeat-copy table2-lm table2-report
 
