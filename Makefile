@@ -12,7 +12,7 @@ DEMO_DIR := logs/demo/multiruns/$(shell date +%Y-%m-%d_%H-%M-%S)_$(shell od -An 
 
 .PHONY: help install demo test bench table1 table1-mnist-fcn table1-mnist-cnn table1-cifar10-fcn table1-cifar10-cnn table1-report \
 	ff-studies fig5 fig9 fig12 stale-baseline deep-cdni clean-logs \
-	table2 table2-copy table2-repeat-copy table2-lm table2-report table2-diagnostics lm-long fig7 bench-rnn bench-decoupled gpu-check fig8 fig8-report \
+	table2 table2-copy table2-repeat-copy table2-lm table2-report table2-diagnostics sg-ceiling lm-long fig7 bench-rnn bench-decoupled gpu-check fig8 fig8-report \
 	czarnecki czarnecki-interfaces czarnecki-interfaces-report czarnecki-mnist czarnecki-mnist-report \
 	czarnecki-convergence czarnecki-loss-approximation search-sg search-sg-report copy-sg-search copy-sg-search2 copy-sg-search4
 
@@ -29,6 +29,7 @@ help:
 	@echo "make ff-studies      all five above"
 	@echo "make table2   Copy, Repeat Copy and char-LM rows, bptt/dni/dni_aux x T (PROFILE, LM_DATA), then results/table2.md"
 	@echo "make table2-diagnostics  per-run SG diagnostics of the Copy and Repeat Copy rows (results/table2_*_diagnostics.md)"
+	@echo "make sg-ceiling RUNS=...  how much of M's target offline fits explain, from those dni/dni_aux runs (results/sg_ceiling.md)"
 	@echo "make lm-long  BPTT and DNI+Aux at T=5 for 40k steps, to BPTT T=20's characters (logs/lm_long, read by make fig7)"
 	@echo "make fig7     curriculum progress and BPC curves vs samples and wall time from the table2 runs (results/fig7_*)"
 	@echo "make copy-sg-search, copy-sg-search2, copy-sg-search4  issue #15's stages of the recurrent SG search on Copy at T=3 (results/copy_sg_search*.md)"
@@ -175,6 +176,12 @@ table2-diagnostics: install
 	    --title "Table 2, $$row row: the SG diagnostics of each run" || exit 1; fi; done
 
 table2: table2-copy table2-repeat-copy table2-lm table2-report
+
+# How much of M's target offline fits can explain from what M reads (the ceiling for train/sg_explained),
+# for the dni/dni_aux run folders named in RUNS.
+sg-ceiling: install
+	@test -n "$(RUNS)" || { echo 'error: name the runs: make sg-ceiling RUNS="logs/table2_lm/runs/<folder> ..."' >&2; exit 2; }
+	OMP_NUM_THREADS=1 $(PY) scripts/sg_ceiling.py $(RUNS) --out results/sg_ceiling.md
 
 # The time-to-target check run to BPTT T=20's characters: BPTT and DNI+Aux at T=5 for 40k steps (logs/lm_long,
 # which `make fig7` then reads).
