@@ -94,7 +94,7 @@ def fit_offline(model: torch.nn.Module, reads: torch.Tensor, targets: torch.Tens
     return model
 
 
-def ceiling_rows(run_dir: Path, chunks: int, epochs: int) -> tuple[str, list[str]]:
+def ceiling_rows(run_dir: Path, chunks: int, epochs: int) -> list[str]:
     cfg, step, net, next_chunk, state = restore(run_dir)
     torch.manual_seed(0)
     for parameter in net.parameters():
@@ -116,8 +116,8 @@ def ceiling_rows(run_dir: Path, chunks: int, epochs: int) -> tuple[str, list[str
         with torch.no_grad():
             scores[label] = explained(model(test_x), test_y)
     name = f"{cfg.dataset.name}, {cfg.interface.name}, T={cfg.trainer.bptt_length}, seed {cfg.seed}"
-    rows = [f"| {name} | {step} | {label} | {score:.3f} |" for label, score in scores.items()]
-    return name, rows
+    folder = f"{run_dir.parent.parent.name}/{run_dir.name}"
+    return [f"| {name} | {folder} | {step} | {label} | {score:.3f} |" for label, score in scores.items()]
 
 
 def main() -> None:
@@ -132,10 +132,9 @@ def main() -> None:
     lines = ["# How much of M's target can be predicted from what M reads (held-out explained share)", "",
              f"`scripts/sg_ceiling.py`, {args.chunks} boundaries per stream (the last {HELD_OUT:.0%} held out), "
              f"{args.epochs} passes; {datetime.date.today().isoformat()}, commit {git_commit(Path(__file__).resolve().parents[1])}, cpu.", "",
-             "| run | its step | predictor | held-out explained share |", "|---|---|---|---|"]
+             "| run | folder | its step | predictor | held-out explained share |", "|---|---|---|---|---|"]
     for run_dir in args.runs:
-        _, rows = ceiling_rows(run_dir, args.chunks, args.epochs)
-        lines += rows
+        lines += ceiling_rows(run_dir, args.chunks, args.epochs)
     text = "\n".join(lines) + "\n"
     if args.out is None:
         print(text, end="")

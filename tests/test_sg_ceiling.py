@@ -1,10 +1,15 @@
 """scripts/sg_ceiling.py: the pairs it records are M's targets, and its fits can explain what is explainable."""
+import subprocess
+import sys
+
 import torch
 from torch import nn
 
 from scripts.sg_ceiling import boundary_pairs, explained, fit_offline
+from dni_repro.config import REPO_ROOT
 from dni_repro.dni.synthetic_gradient import ReLUSyntheticGradient
 from dni_repro.models.recurrent import StreamState
+from tests.conftest import CLI_ENV
 from tests.test_recurrent_dni import BATCH, make_net, sequence
 
 
@@ -38,3 +43,10 @@ def test_offline_fit_explains_a_learnable_target_and_not_noise():
     fitted = fit_offline(ReLUSyntheticGradient(8, 6, 1, 64), reads[:750], noise[:750], epochs=5)
     with torch.no_grad():
         assert explained(fitted(reads[750:]), noise[750:]) < 0.05
+
+
+def test_a_folder_without_a_checkpoint_is_a_one_line_error(tmp_path):
+    result = subprocess.run([sys.executable, "scripts/sg_ceiling.py", str(tmp_path)], cwd=REPO_ROOT, env=CLI_ENV,
+                            capture_output=True, text=True)
+    assert result.returncode == 1 and "checkpoint.pt does not exist" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
