@@ -12,7 +12,7 @@ DEMO_DIR := logs/demo/multiruns/$(shell date +%Y-%m-%d_%H-%M-%S)_$(shell od -An 
 
 .PHONY: help install demo test bench table1 table1-mnist-fcn table1-mnist-cnn table1-cifar10-fcn table1-cifar10-cnn table1-report \
 	ff-studies fig5 fig9 fig12 stale-baseline deep-cdni clean-logs \
-	table2 table2-copy table2-repeat-copy table2-lm table2-report table2-diagnostics sg-ceiling lm-long fig7 bench-rnn bench-decoupled gpu-check fig8 fig8-report \
+	table2 table2-copy table2-repeat-copy table2-lm table2-report table2-diagnostics sg-ceiling repeat-copy-sg-scale0 lm-long fig7 bench-rnn bench-decoupled gpu-check fig8 fig8-report \
 	czarnecki czarnecki-interfaces czarnecki-interfaces-report czarnecki-mnist czarnecki-mnist-report \
 	czarnecki-convergence czarnecki-loss-approximation search-sg search-sg-report copy-sg-search copy-sg-search2 copy-sg-search4
 
@@ -29,6 +29,7 @@ help:
 	@echo "make ff-studies      all five above"
 	@echo "make table2   Copy, Repeat Copy and char-LM rows, bptt/dni/dni_aux x T (PROFILE, LM_DATA), then results/table2.md"
 	@echo "make table2-diagnostics  per-run SG diagnostics of the Copy and Repeat Copy rows (results/table2_*_diagnostics.md)"
+	@echo "make repeat-copy-sg-scale0  Repeat Copy T=4, DNI+Aux with sg_scale=0, 4 seeds (results/repeat_copy_sg_scale0.md)"
 	@echo "make sg-ceiling RUNS=...  how much of M's target offline fits explain, from those dni/dni_aux runs (results/sg_ceiling.md)"
 	@echo "make lm-long  BPTT and DNI+Aux at T=5 for 40k steps, to BPTT T=20's characters (logs/lm_long, read by make fig7)"
 	@echo "make fig7     curriculum progress and BPC curves vs samples and wall time from the table2 runs (results/fig7_*)"
@@ -176,6 +177,11 @@ table2-diagnostics: install
 	    --title "Table 2, $$row row: the SG diagnostics of each run" || exit 1; fi; done
 
 table2: table2-copy table2-repeat-copy table2-lm table2-report
+
+# Repeat Copy at T=4, DNI+Aux without the SG reaching the LSTM (aux task only), 4 seeds, against the table2 runs.
+repeat-copy-sg-scale0: install
+	OMP_NUM_THREADS=1 $(PY) train.py -m experiment=table2_repeat_copy interface=dni_aux trainer.bptt_length=4 interface.sg_scale=0 seed=0,1,2,3 experiment_name=repeat_copy_sg_scale0 launcher=local_parallel logger=none $(ARGS)
+	$(PY) scripts/make_copy_sg_search.py --logs logs/repeat_copy_sg_scale0 --out results/repeat_copy_sg_scale0.md --title "Repeat Copy at T=4, DNI+Aux with sg_scale=0: the aux task without the SG (issue #15)"
 
 # How much of M's target offline fits can explain from what M reads (the ceiling for train/sg_explained),
 # for the dni/dni_aux run folders named in RUNS.
