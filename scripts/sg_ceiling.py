@@ -49,8 +49,9 @@ def restore(run_dir: Path):
     if cfg.dataset.task == "copy":
         task = cfg.dataset.copy_task
         vocab = CopyVocabulary(task.alphabet, task.max_repeats)
+        # The seed and level are placeholders: the saved stream brings its own generator state and level.
         stream = CopyTaskStream(vocab, Level(task.start_length, task.start_repeats if task.repeat else 1, task.repeat),
-                                cfg.trainer.batch_size, cfg.seed or 0, torch.device("cpu"))
+                                cfg.trainer.batch_size, 0, torch.device("cpu"))
         stream.load_state_dict(saved["stream"])
         sizes, next_chunk = (vocab.input_size, vocab.output_size), lambda: stream.next_chunk(cfg.trainer.bptt_length)
     else:
@@ -71,7 +72,7 @@ def boundary_pairs(net, next_chunk, state: StreamState, chunks: int) -> tuple[to
     for _ in range(chunks):
         symbols, next_targets, weights = next_chunk()
         h0, c0 = state.h.detach().requires_grad_(), state.c.detach().requires_grad_()
-        loss, h, c = net._chunk_loss(symbols, next_targets, weights, h0, c0)
+        loss, h, c = net.chunk_loss(symbols, next_targets, weights, h0, c0)
         gradient = torch.autograd.grad(loss, (h0, c0), materialize_grads=True)
         reads.append(net.sg_reads(state.h, state.c).detach())
         targets.append(torch.cat(gradient, dim=1))

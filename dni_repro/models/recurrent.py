@@ -273,7 +273,7 @@ class RecurrentNetwork(nn.Module):
         reads = self.sg_reads(h, c)
         return (reads if self.sg_loss_into_core else reads.detach()), reads
 
-    def _chunk_loss(self, symbols, targets, weights, h, c):
+    def chunk_loss(self, symbols, targets, weights, h, c):
         """Summed task loss of one chunk from (h, c), with the graph kept, and the state at its end."""
         projected = self.core.project_inputs(symbols)
         outputs = []
@@ -300,13 +300,13 @@ class RecurrentNetwork(nn.Module):
         starts, total = [], 0.0
         for symbols, targets, weights in chunks:
             starts.append((h.detach(), c.detach()))
-            loss, h, c = self._chunk_loss(symbols, targets, weights, h, c)
+            loss, h, c = self.chunk_loss(symbols, targets, weights, h, c)
             total = total + loss
         whole = flat(torch.autograd.grad(total / batch, parameters))
         truncated = torch.zeros_like(whole)
         synthetic = torch.zeros_like(whole)
         for index, (symbols, targets, weights) in enumerate(chunks):
-            loss, h, c = self._chunk_loss(symbols, targets, weights, *starts[index])
+            loss, h, c = self.chunk_loss(symbols, targets, weights, *starts[index])
             inside = self.uses_sg and index < len(chunks) - 1  # the window's own end gets no gradient
             own = flat(torch.autograd.grad(loss / batch, parameters, retain_graph=inside))
             truncated += own
