@@ -1,4 +1,5 @@
-"""Write results/copy_sg_search.md from the Copy runs of `make copy-sg-search` (issue #15's first look).
+"""Write results/copy_sg_search.md from the Copy runs of `make copy-sg-search` (issue #15's first look),
+or the same report for any folder of Copy or Repeat Copy runs (`make table2-diagnostics`).
 
 Per setting and seed: the longest task solved, and what the SG diagnostics said over the second
 half of the run (explained share, M's cosine and norm ratio to its target, the gradient cosines

@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dni_repro.reports.recurrent import row_of, runs_kept_in, table2_markdown  # noqa: E402
+from dni_repro.reports.recurrent import row_of, table2_markdown, with_kept_runs  # noqa: E402
 from dni_repro.reports.figures import load_runs  # noqa: E402
 
 FOLDERS = ("table2_copy", "table2_repeat_copy", "table2_lm")
@@ -34,7 +34,10 @@ def main() -> None:
     if args.keep_from is not None:
         if not args.keep_from.is_file():
             sys.exit(f"error: --keep-from {args.keep_from} is not a file; name an earlier results/table2.md")
-        runs += runs_kept_in(args.keep_from.read_text())
+        try:
+            runs = with_kept_runs(runs, args.keep_from.read_text())
+        except ValueError as error:  # a hand-edited or foreign table
+            sys.exit(f"error: --keep-from {args.keep_from}: {error}; regenerate it with scripts/make_table2.py")
     if not runs:
         sys.exit(f"error: no completed runs under {args.logs}/{{{','.join(FOLDERS)}}}; run `make table2` first")
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -5,8 +5,8 @@ import sys
 import pytest
 
 from dni_repro.config import REPO_ROOT
-from dni_repro.reports.recurrent import fig7_reports, runs_kept_in, table2_markdown
-from dni_repro.reports.figures import load_runs
+from dni_repro.reports.recurrent import fig7_reports, runs_kept_in, setting, table2_markdown, with_kept_runs
+from dni_repro.reports.figures import load_runs, seeds_per
 from tests.conftest import CLI_ENV, run_in_process
 from tests.fake_datasets import write_ptb_char
 
@@ -73,6 +73,11 @@ def test_report_scripts_fail_clearly_without_runs(tmp_path):
     missing = subprocess.run([sys.executable, "scripts/make_table2.py", "--logs", str(tmp_path), "--keep-from",
                               str(tmp_path / "table2.md")], cwd=REPO_ROOT, env=CLI_ENV, capture_output=True, text=True)
     assert missing.returncode == 1 and "--keep-from" in missing.stderr and "is not a file" in missing.stderr
+    broken = tmp_path / "table2.md"
+    broken.write_text("## Provenance\n\n| copy | dni | 3 | 0 | 5 |\n")
+    result = subprocess.run([sys.executable, "scripts/make_table2.py", "--logs", str(tmp_path), "--keep-from", str(broken)],
+                            cwd=REPO_ROOT, env=CLI_ENV, capture_output=True, text=True)
+    assert result.returncode == 1 and "has 5 cells, not 11" in result.stderr and len(result.stderr.splitlines()) == 1
 
 
 def test_table2_shows_every_seed_of_a_setting(logs, tmp_path):
@@ -91,6 +96,9 @@ def test_an_earlier_table_keeps_its_runs_until_newer_folders_replace_them(logs):
     runs = load_runs(logs)
     table = table2_markdown(runs)
     assert table2_markdown(runs_kept_in(table)) == table  # what the table prints is enough to rebuild it
+    # A run both in a folder and in the table's lines is taken from its folder (its result unrounded).
+    chosen = [run for group in seeds_per(with_kept_runs(runs, table), setting).values() for run in group]
+    assert sorted(map(id, chosen)) == sorted(map(id, runs))
 
     # An earlier table: the same settings, older and with other results, plus a Copy run only it has.
     earlier_lines = table.splitlines()

@@ -113,7 +113,8 @@ def runs_kept_in(table: str) -> list[FinishedRun]:
     A fresh checkout has no `logs/`, so regenerating the table after rerunning some settings
     would blank every other one. Each rebuilt run carries what the table printed of it (its
     result, provenance line and row setup), which is all `table2_markdown` reads; a run
-    folder of the same setting and seed that is newer replaces it (`seeds_per`).
+    folder of the same setting and seed that is newer replaces it (`seeds_per`). A line that
+    is not a provenance line as `table2_markdown` writes it raises ValueError.
     """
     setups, corpora, kept, row = {}, {}, [], None
     for line in table.splitlines():
@@ -125,6 +126,8 @@ def runs_kept_in(table: str) -> list[FinishedRun]:
             setups[row] = _setup_fields(line)
         elif line.startswith("| ") and row is None and line.split("|")[1].strip() in ROWS:
             cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+            if len(cells) != 11:
+                raise ValueError(f"a provenance line has {len(cells)} cells, not 11: {line.strip()}")
             name, interface, unroll, seed, result, profile, steps, device, date, commit, folder = cells
             setup = setups.get(name, {})
             config = {
@@ -145,6 +148,12 @@ def runs_kept_in(table: str) -> list[FinishedRun]:
                 summary["max_task_length_solved"] = int(result)
             kept.append(FinishedRun(Path(folder), summary))
     return kept
+
+
+def with_kept_runs(folder_runs: list[FinishedRun], earlier_table: str) -> list[FinishedRun]:
+    """Folder runs plus an earlier table's kept runs, kept first: on an equal date (the same run,
+    as a folder and as a line) the folder wins, since it holds the result unrounded."""
+    return runs_kept_in(earlier_table) + folder_runs
 
 
 def lowest_seed_runs(runs: list[FinishedRun]) -> dict:
